@@ -31,6 +31,7 @@ func cmdSensors(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cache := fs.String("sdr-cache", "", "SDR cache `file`; reused while the shelf's SDR repository is unchanged")
 	cacheAge := fs.Duration("sdr-cache-max-age", 10*time.Minute, "longest use of the SDR cache for a shelf manager that does not timestamp its repository")
 	inFlight := fs.Int("in-flight", 6, "sensors read at once")
+	withThresholds := fs.Bool("thresholds", true, "also read the thresholds of threshold sensors (one more request each)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
@@ -70,7 +71,7 @@ func cmdSensors(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("reading the SDR repository of %s: %w", sc.Address, err)
 	}
-	readings := shelf.ReadSensors(ctx, sess, shelf.SensorsOf(sdrs, ipmi.AddrBMC), shelf.SweepOptions{InFlight: *inFlight, Thresholds: true})
+	readings := shelf.ReadSensors(ctx, sess, shelf.SensorsOf(sdrs, ipmi.AddrBMC), shelf.SweepOptions{InFlight: *inFlight, Thresholds: *withThresholds})
 	if *asJSON {
 		return writeReadingsJSON(stdout, readings)
 	}

@@ -1,7 +1,18 @@
 // Package ipmi holds the IPMI message model shared by every transport of
 // hpiagent (RMCP+ sessions to shelf managers, the local /dev/ipmi0 driver,
 // the embedded simulated shelf): requests, responses, completion codes,
-// IPMB addressing and framing. It does no I/O.
+// IPMB addressing and framing. It does no I/O of its own.
+//
+// On top of that model it holds the typed IPMI 2.0 and PICMG 3.0 commands,
+// functions of the form F(ctx, c Conn, to Addr, ...) that send one request
+// (or a few: partial SDR and FRU reads, SEL iteration) over any Conn and
+// return decoded values, and the pure decoders and encoders behind them:
+// SDR records and sensor conversion (IPMI 2.0 §36, §43), SEL records, FRU
+// inventory images, and the response data of every command (ParseX
+// functions and Marshal methods, so that a simulated controller answers
+// with the same encoding the client decodes). A command the controller
+// answers with 0xC1 yields an error matching ErrNotSupported that says
+// which peer does not support it.
 package ipmi
 
 import (

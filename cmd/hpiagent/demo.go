@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"time"
 
 	"hpiagent/shelf"
@@ -19,7 +20,8 @@ import (
 // cmdDemo starts the embedded simulated ATCA shelf on loopback and runs the
 // agent's real code path against it over RMCP+: session set-up, SDR
 // discovery through the shelf manager, bridged sensor reads, hot-swap
-// states. Every minute one blade is pulled out and put back.
+// states. Every minute one FRU is pulled out and put back, and a few
+// sensors drift, now and then past a threshold.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -44,6 +46,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	password := hex.EncodeToString(pw[:])
 	cfg := sim.DefaultConfig()
 	cfg.Users = []sim.User{{Name: "hpiagent", Password: password, MaxPrivilege: sim.PrivAdmin}}
+	cfg.Start = time.Now() // SEL timestamps in the present
 	sh, err := sim.New(cfg, log.With("component", "sim"))
 	if err != nil {
 		return fmt.Errorf("building the demo shelf: %w", err)
@@ -71,6 +74,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *hotswap > 0 {
 		go scriptHotSwap(ctx, sh, *hotswap, log)
 	}
+	go driftSensors(ctx, sh, time.Second, log)
 	mstates := map[string]int{}
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
@@ -100,9 +104,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 }
 
-// scriptHotSwap opens the latch of one blade after another every period
-// and closes it again once the blade has reached M1, as an operator
-// swapping a board would.
+// scriptHotSwap opens the latch of one FRU (blade, fan tray) after another
+// every period and closes it again once the FRU has reached M1, as an
+// operator swapping a board would.
 func scriptHotSwap(ctx context.Context, sh *sim.Shelf, period time.Duration, log *slog.Logger) {
 	var blades []uint8
 	for _, a := range sh.Addrs() {
@@ -133,6 +137,81 @@ func scriptHotSwap(ctx context.Context, sh *sim.Shelf, period time.Duration, log
 		log.Info("demo: closing the latch", "ipmc", fmt.Sprintf("0x%02x", b))
 		if err := sh.Insert(b); err != nil {
 			log.Warn("demo: insert", "err", err)
+		}
+	}
+}
+
+// drifter moves the raw reading of one threshold sensor: a small random
+// walk around its nominal value and, now and then, an excursion just past
+// its upper non-critical threshold and back.
+type drifter struct {
+	addr, sensor    uint8
+	raw, home, peak uint8
+	target          uint8
+}
+
+// newDrifter returns a drifter for sc on the controller at addr, or false
+// when sc has no upper non-critical threshold comfortably above nominal.
+func newDrifter(addr uint8, sc sim.SensorConfig) (*drifter, bool) {
+	const unc = 3 // Get Sensor Thresholds order: lnc, lcr, lnr, unc, ucr, unr
+	if sc.ThresholdMask&(1<<unc) == 0 || sc.Thresholds[unc] < sc.Nominal+3 || sc.Thresholds[unc] > 253 || sc.Nominal == 0 {
+		return nil, false
+	}
+	return &drifter{addr: addr, sensor: sc.Number, raw: sc.Nominal, home: sc.Nominal, peak: sc.Thresholds[unc] + 1, target: sc.Nominal}, true
+}
+
+// step moves the reading 1-3 counts toward its target; at home it jitters
+// by one count or, one time in four, sets out for the peak.
+func (d *drifter) step(rng *mrand.Rand) {
+	raw, target, n := int(d.raw), int(d.target), 1+rng.IntN(3)
+	switch {
+	case raw < target:
+		d.raw = uint8(min(target, raw+n))
+	case raw > target:
+		d.raw = uint8(max(target, raw-n))
+	case d.target == d.peak:
+		d.target = d.home
+	case rng.IntN(4) == 0:
+		d.target = d.peak
+	default:
+		d.raw = d.home - 1 + uint8(rng.IntN(3))
+	}
+}
+
+// driftSensors makes the first suitable sensor of the shelf manager and of
+// the first IPMC that has one drift, one step every period.
+func driftSensors(ctx context.Context, sh *sim.Shelf, period time.Duration, log *slog.Logger) {
+	cfg := sh.Config()
+	var ds []*drifter
+	pick := func(addr uint8, sensors []sim.SensorConfig) bool {
+		for _, sc := range sensors {
+			if d, ok := newDrifter(addr, sc); ok {
+				ds = append(ds, d)
+				return true
+			}
+		}
+		return false
+	}
+	pick(cfg.Addr, cfg.Sensors)
+	for _, m := range cfg.IPMCs {
+		if pick(m.Addr, m.Sensors) {
+			break
+		}
+	}
+	rng := mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, d := range ds {
+			d.step(rng)
+			if err := sh.SetSensorRaw(d.addr, d.sensor, d.raw); err != nil {
+				log.Warn("demo: drifting a sensor", "err", err)
+			}
 		}
 	}
 }

@@ -28,6 +28,13 @@
 //     or a lost IPMC gets no answer (or C3h in the embedded style).
 //   - Privileges are checked per command, for bridged commands too: a
 //     user-level session cannot power off, deactivate or clear the SEL.
+//   - Like a BMC with IPMI 1.5 sessions disabled, the shelf manager answers
+//     the session-less pre-session requests Get Channel Authentication
+//     Capabilities and Get Channel Cipher Suites in whichever format they
+//     come (IPMI 1.5 with authentication type none, or IPMI 2.0), offering
+//     IPMI 2.0 and no IPMI 1.5 authentication type; every other IPMI 1.5
+//     packet (Get Session Challenge, Activate Session, session or
+//     authenticated packets) is dropped.
 //
 // The shelf clock moves only when told (Shelf.Advance), so tests are
 // deterministic; Shelf.RunClock (or Start with realTime) makes it follow
@@ -42,7 +49,8 @@
 // Test controls on Shelf: Insert, Extract, Remove (board and handle),
 // SetUnresponsive (M7, bridged requests time out), PullPower, SetSensorRaw,
 // Advance, and read-backs State, PowerLevel, Policy, ChassisPower, SEL,
-// Counters, Resets. On Server: Restart (reboot on the same port, sessions
+// Counters (packets, drops, sessions, IPMI 1.5 pre-session answers and
+// refusals, commands per controller), Resets. On Server: Restart (reboot on the same port, sessions
 // lost), Sessions, Close.
 //
 // Shelf.Handle (IPMB frames in, frames out) and Server.HandlePacket

@@ -30,6 +30,14 @@ func FuzzServerPacket(f *testing.F) {
 	p, _ = rmcpp.EncodePacket(rmcpp.Packet{Type: rmcpp.PayloadRAKP1, Payload: r1.Marshal()}, nil, rand.Reader)
 	f.Add(p)
 	f.Add([]byte{0x06, 0x00, 0xff, 0x07, 0x06, 0xc0, 1, 1, 1, 0x5b, 1, 0, 0, 0, 0x20, 0})
+	// IPMI 1.5 format: pre-session requests, a login attempt, an
+	// authenticated packet and one inside an IPMI 1.5 session.
+	v15cs, _ := rmcpp.EncodeV15(cs.Marshal())
+	f.Add(v15cs)
+	challenge := ipmi.Frame{DstAddr: 0x20, NetFn: ipmi.NetFnApp, SrcAddr: 0x81, Cmd: 0x39, Data: append([]byte{0x02}, make([]byte, 16)...)}
+	f.Add(v15Packet(0, 0, 0, challenge))
+	f.Add(v15Packet(0x02, 0, 0, authCaps))
+	f.Add(v15Packet(0, 9, 0x01020304, authCaps))
 	f.Add([]byte{})
 	sh, err := New(DefaultConfig(), nil)
 	if err != nil {
@@ -42,14 +50,30 @@ func FuzzServerPacket(f *testing.F) {
 			if len(out) < 4 {
 				t.Fatalf("runt answer % x", out)
 			}
-			if rmcpp.IsV20(out) {
-				h, err := rmcpp.PeekHeader(out[rmcpp.RMCPHeaderLen:])
+			if !rmcpp.IsV20(out) {
+				if _, err := rmcpp.DecodePong(out); err == nil {
+					continue
+				}
+				// IPMI 1.5 format: only session-less answers to Get Channel
+				// Authentication Capabilities and Get Channel Cipher Suites.
+				msg, err := rmcpp.DecodeV15(out)
 				if err != nil {
-					t.Fatalf("server produced an undecodable packet: %v", err)
+					t.Fatalf("server produced an undecodable IPMI 1.5 packet: %v", err)
 				}
-				if h.Type == rmcpp.PayloadIPMI && h.SessionID != 0 {
-					t.Fatalf("in-session answer to a fuzzed packet: %+v", h)
+				if out[4] != 0 || [8]byte(out[5:13]) != [8]byte{} {
+					t.Fatalf("IPMI 1.5 answer with authentication or a session: % x", out)
 				}
+				if r, err := ipmi.ParseFrame(msg); err != nil || r.NetFn != ipmi.NetFnApp.Response() || (r.Cmd != 0x38 && r.Cmd != 0x54) {
+					t.Fatalf("IPMI 1.5 answer %+v (%v)", r, err)
+				}
+				continue
+			}
+			h, err := rmcpp.PeekHeader(out[rmcpp.RMCPHeaderLen:])
+			if err != nil {
+				t.Fatalf("server produced an undecodable packet: %v", err)
+			}
+			if h.Type == rmcpp.PayloadIPMI && h.SessionID != 0 {
+				t.Fatalf("in-session answer to a fuzzed packet: %+v", h)
 			}
 		}
 	})

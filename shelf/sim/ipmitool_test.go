@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hpiagent/shelf/ipmi"
 )
 
 // These tests run the real ipmitool against the simulated shelf manager
@@ -102,16 +104,38 @@ func TestIpmitoolRefusesWeakAccess(t *testing.T) {
 	if out, err := tl.runAs(bad, 17, "", "mc", "info"); err == nil {
 		t.Errorf("wrong password accepted:\n%s", out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ipmitool", "-I", "lan", "-H", "127.0.0.1", "-p", strconv.Itoa(tl.srv.Addr().Port),
-		"-U", tl.user.Name, "-P", tl.user.Password, "-N", "1", "-R", "1", "mc", "info").CombinedOutput()
-	if err == nil {
-		t.Errorf("IPMI 1.5 (-I lan) accepted:\n%s", out)
+	// IPMI 1.5 sessions: the pre-session Get Channel Authentication
+	// Capabilities is answered (no IPMI 1.5 authentication type offered),
+	// any attempt at a session is not.
+	for _, auth := range []string{"", "NONE", "MD5", "PASSWORD"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		args := []string{"-I", "lan", "-H", "127.0.0.1", "-p", strconv.Itoa(tl.srv.Addr().Port),
+			"-U", tl.user.Name, "-P", tl.user.Password, "-N", "1", "-R", "1"}
+		if auth != "" {
+			args = append(args, "-A", auth)
+		}
+		out, err := exec.CommandContext(ctx, "ipmitool", append(args, "mc", "info")...).CombinedOutput()
+		cancel()
+		if err == nil {
+			t.Errorf("IPMI 1.5 (-I lan -A %q) accepted:\n%s", auth, out)
+		}
 	}
-	if c := tl.srv.shelf.Counters(); c.SessionsOpened != 0 {
+	c := tl.srv.shelf.Counters()
+	if c.SessionsOpened != 0 {
 		t.Errorf("%d sessions opened by refused clients", c.SessionsOpened)
 	}
+	if c.PreSessionV15 == 0 {
+		t.Error("no IPMI 1.5 pre-session request answered")
+	}
+	if c.Refused == 0 {
+		t.Error("Open Session with cipher suite 0 was not refused by the shelf")
+	}
+	for _, cmd := range []uint8{0x39, 0x3A, 0x01} { // Get Session Challenge, Activate Session, Get Device ID
+		if n := c.Commands[CommandKey{tl.srv.shelf.cfg.Addr, ipmi.NetFnApp, cmd}]; n != 0 {
+			t.Errorf("command 0x%02x executed %d times for refused clients", cmd, n)
+		}
+	}
+	t.Logf("counters after the refused clients: %+v", c)
 }
 
 // convert applies the IPMI linear conversion of a sensor to a raw value.

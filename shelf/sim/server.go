@@ -40,9 +40,10 @@ const (
 )
 
 // Server answers RMCP+ (IPMI 2.0, cipher suites 3 and 17) for a Shelf on a
-// UDP socket. IPMI 1.5 sessions are refused: the only IPMI 1.5 packet
-// answered is the pre-session Get Channel Authentication Capabilities,
-// whose answer says that no IPMI 1.5 authentication type is available.
+// UDP socket. IPMI 1.5 sessions are refused: the only IPMI 1.5 packets
+// answered are the session-less pre-session requests Get Channel
+// Authentication Capabilities (whose answer says that no IPMI 1.5
+// authentication type is available) and Get Channel Cipher Suites.
 type Server struct {
 	shelf  *Shelf
 	log    *slog.Logger
@@ -369,17 +370,49 @@ func (s *Server) sessionless(payload []byte, encode func([]byte) ([]byte, error)
 	return out, ""
 }
 
+// handleV15 answers the pre-session requests a console may send in the
+// IPMI 1.5 format before it opens an RMCP+ session (IPMI 2.0 §13.14,
+// §22.13): Get Channel Authentication Capabilities, whose answer offers
+// IPMI 2.0 and no IPMI 1.5 authentication type, and Get Channel Cipher
+// Suites, both session-less (authentication type none, session ID and
+// sequence number 0) and answered in the same framing. Everything else in
+// the IPMI 1.5 format (Get Session Challenge, Activate Session, any packet
+// of an IPMI 1.5 session or with authentication) is refused: IPMI 1.5
+// sessions are not supported.
 func (s *Server) handleV15(b []byte) ([][]byte, string) {
+	out, why := s.preSessionV15(b)
+	if out == nil {
+		s.shelf.count(func(c *Counters) { c.RefusedV15++ })
+		return nil, why
+	}
+	s.shelf.count(func(c *Counters) { c.PreSessionV15++ })
+	return out, ""
+}
+
+func (s *Server) preSessionV15(b []byte) ([][]byte, string) {
+	// IPMI 1.5 session header after the RMCP header: authentication type,
+	// session sequence number (4), session ID (4), [authentication code
+	// (16) unless type none], message length.
+	h := b[rmcpp.RMCPHeaderLen:]
+	if len(h) < 9 {
+		return nil, "IPMI 1.5 packet refused: short session header"
+	}
+	if h[0] != 0x00 {
+		return nil, fmt.Sprintf("IPMI 1.5 packet refused: authentication type 0x%02x (IPMI 1.5 sessions are not supported)", h[0])
+	}
+	if seq, id := binary.LittleEndian.Uint32(h[1:5]), binary.LittleEndian.Uint32(h[5:9]); seq != 0 || id != 0 {
+		return nil, fmt.Sprintf("IPMI 1.5 packet refused: session 0x%08x sequence %d (IPMI 1.5 sessions are not supported)", id, seq)
+	}
 	msg, err := rmcpp.DecodeV15(b)
 	if err != nil {
 		return nil, "IPMI 1.5 packet refused: " + err.Error()
 	}
 	req, err := ipmi.ParseFrame(msg)
 	if err != nil {
-		return nil, err.Error()
+		return nil, "IPMI 1.5 packet refused: " + err.Error()
 	}
-	if req.NetFn != ipmi.NetFnApp || req.Cmd != 0x38 {
-		return nil, "IPMI 1.5 sessions are not supported"
+	if req.NetFn != ipmi.NetFnApp || (req.Cmd != 0x38 && req.Cmd != 0x54) {
+		return nil, fmt.Sprintf("IPMI 1.5 packet refused: netfn 0x%02x cmd 0x%02x (IPMI 1.5 sessions are not supported)", uint8(req.NetFn), req.Cmd)
 	}
 	return s.sessionless(msg, rmcpp.EncodeV15)
 }

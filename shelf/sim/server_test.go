@@ -330,8 +330,8 @@ func TestServerPreSession(t *testing.T) {
 	srv, _ := newTestServer(t, nil)
 	peer := netip.MustParseAddrPort("127.0.0.1:42000")
 	authCaps := ipmi.Frame{DstAddr: 0x20, NetFn: ipmi.NetFnApp, SrcAddr: 0x81, Cmd: 0x38, Data: []byte{0x8e, 0x04}}
-	// IPMI 1.5 format: only Get Channel Authentication Capabilities, which
-	// offers no IPMI 1.5 authentication type and IPMI 2.0 only.
+	// IPMI 1.5 format: Get Channel Authentication Capabilities offers no
+	// IPMI 1.5 authentication type and IPMI 2.0 only.
 	b, _ := rmcpp.EncodeV15(authCaps.Marshal())
 	out := srv.HandlePacket(peer, b)
 	if len(out) != 1 {
@@ -344,12 +344,6 @@ func TestServerPreSession(t *testing.T) {
 	f, _ := ipmi.ParseFrame(msg)
 	if !bytes.Equal(f.Data, []byte{0, 0x01, 0x80, 0x04, 0x02, 0, 0, 0, 0}) {
 		t.Errorf("auth caps % x", f.Data)
-	}
-	// Get Session Challenge (an IPMI 1.5 login) gets nothing.
-	ch := ipmi.Frame{DstAddr: 0x20, NetFn: ipmi.NetFnApp, SrcAddr: 0x81, Cmd: 0x39, Data: append([]byte{0x02}, make([]byte, 16)...)}
-	b, _ = rmcpp.EncodeV15(ch.Marshal())
-	if out := srv.HandlePacket(peer, b); len(out) != 0 {
-		t.Error("IPMI 1.5 Get Session Challenge answered")
 	}
 	// RMCP+ pre-session: cipher suites offered, in preference order.
 	cs := ipmi.Frame{DstAddr: 0x20, NetFn: ipmi.NetFnApp, SrcAddr: 0x81, Cmd: 0x54, Data: []byte{0x0e, 0x00, 0x80}}
@@ -375,5 +369,94 @@ func TestServerPreSession(t *testing.T) {
 		t.Error("no pong")
 	} else if pong, err := rmcpp.DecodePong(out[0]); err != nil || pong.Tag != 7 || !pong.IPMI {
 		t.Errorf("pong %+v %v", pong, err)
+	}
+}
+
+// v15Packet builds an IPMI 1.5-format RMCP packet with any authentication
+// type, sequence number and session ID (a 16-byte zero authentication code
+// follows the header when the type is not none).
+func v15Packet(auth byte, seq, sid uint32, f ipmi.Frame) []byte {
+	msg := f.Marshal()
+	b := []byte{0x06, 0x00, 0xff, 0x07, auth}
+	b = binary.LittleEndian.AppendUint32(b, seq)
+	b = binary.LittleEndian.AppendUint32(b, sid)
+	if auth != 0 {
+		b = append(b, make([]byte, 16)...)
+	}
+	b = append(b, byte(len(msg)))
+	return append(b, msg...)
+}
+
+func TestServerPreSessionV15(t *testing.T) {
+	app := func(cmd uint8, data ...byte) ipmi.Frame {
+		return ipmi.Frame{DstAddr: 0x20, NetFn: ipmi.NetFnApp, SrcAddr: 0x81, Seq: 3, Cmd: cmd, Data: data}
+	}
+	authCaps := app(0x38, 0x8e, 0x04)
+	tests := []struct {
+		name string
+		pkt  []byte
+		// want is the response data (completion code first), nil when
+		// the packet must be refused without an answer.
+		want []byte
+	}{
+		{"auth caps, IPMI 2.0 extended", v15Packet(0, 0, 0, authCaps), []byte{0, 0x01, 0x80, 0x04, 0x02, 0, 0, 0, 0}},
+		{"auth caps, IPMI 1.5 request", v15Packet(0, 0, 0, app(0x38, 0x0e, 0x04)), []byte{0, 0x01, 0x00, 0x04, 0x00, 0, 0, 0, 0}},
+		{"auth caps, bad channel", v15Packet(0, 0, 0, app(0x38, 0x85, 0x04)), []byte{byte(ipmi.CCInvalidDataField)}},
+		{"cipher suites", v15Packet(0, 0, 0, app(0x54, 0x0e, 0x00, 0x80)), []byte{0, 0x01, 0xC0, 17, 0x03, 0x44, 0x81, 0xC0, 3, 0x01, 0x41, 0x81}},
+		{"get session challenge", v15Packet(0, 0, 0, app(0x39, append([]byte{0x02}, make([]byte, 16)...)...)), nil},
+		{"activate session", v15Packet(0, 0, 0, app(0x3A, append([]byte{0x02, 0x04}, make([]byte, 20)...)...)), nil},
+		{"get device id outside a session", v15Packet(0, 0, 0, app(0x01)), nil},
+		{"get system guid", v15Packet(0, 0, 0, app(0x37)), nil},
+		{"auth caps with MD5 authentication", v15Packet(0x02, 0, 0, authCaps), nil},
+		{"auth caps with straight password", v15Packet(0x04, 0, 0, authCaps), nil},
+		{"auth caps in an IPMI 1.5 session", v15Packet(0, 1, 0x1234, authCaps), nil},
+		{"auth caps with a sequence number", v15Packet(0, 7, 0, authCaps), nil},
+		{"session packet with MD5", v15Packet(0x02, 5, 0x1234, app(0x01)), nil},
+		{"chassis control", v15Packet(0, 0, 0, ipmi.Frame{DstAddr: 0x20, NetFn: ipmi.NetFnChassis, SrcAddr: 0x81, Cmd: 0x02, Data: []byte{0}}), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, _ := newTestServer(t, nil)
+			out := srv.HandlePacket(netip.MustParseAddrPort("127.0.0.1:42001"), tc.pkt)
+			c := srv.shelf.Counters()
+			if tc.want == nil {
+				if len(out) != 0 {
+					t.Fatalf("answered % x", out)
+				}
+				if c.RefusedV15 != 1 || c.Dropped != 1 || c.PreSessionV15 != 0 {
+					t.Errorf("counters %+v, want one refused IPMI 1.5 packet", c)
+				}
+				if !srv.shelf.ChassisPower() {
+					t.Error("a refused packet changed the chassis power")
+				}
+				return
+			}
+			if len(out) != 1 {
+				t.Fatalf("%d answers", len(out))
+			}
+			if rmcpp.IsV20(out[0]) || out[0][4] != 0 {
+				t.Fatalf("answer not in IPMI 1.5 format with authentication type none: % x", out[0])
+			}
+			if sid := binary.LittleEndian.Uint32(out[0][9:13]); sid != 0 {
+				t.Errorf("answer carries session ID 0x%08x", sid)
+			}
+			msg, err := rmcpp.DecodeV15(out[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := ipmi.ParseFrame(msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.NetFn != ipmi.NetFnApp.Response() || f.Seq != 3 || f.DstAddr != 0x81 {
+				t.Errorf("response header %+v", f)
+			}
+			if !bytes.Equal(f.Data, tc.want) {
+				t.Errorf("data % x, want % x", f.Data, tc.want)
+			}
+			if c.PreSessionV15 != 1 || c.Dropped != 0 || c.RefusedV15 != 0 {
+				t.Errorf("counters %+v, want one answered pre-session request", c)
+			}
+		})
 	}
 }

@@ -83,6 +83,13 @@ type Counters struct {
 	AuthFailures int
 	// Refused counts Open Session requests refused (cipher suite, no free session).
 	Refused int
+	// PreSessionV15 counts session-less IPMI 1.5-format requests answered
+	// (Get Channel Authentication Capabilities, Get Channel Cipher Suites).
+	PreSessionV15 int
+	// RefusedV15 counts IPMI 1.5-format packets refused without an answer
+	// (IPMI 1.5 session set-up, authenticated or in-session packets, other
+	// commands). They are also counted in Dropped.
+	RefusedV15 int
 	// Commands counts IPMI requests per target.
 	Commands map[CommandKey]int
 	// Bridged counts Send Message requests.

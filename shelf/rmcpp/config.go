@@ -3,8 +3,10 @@ package rmcpp
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -32,7 +34,9 @@ type Config struct {
 	// Privilege is the session privilege level requested in Open Session
 	// and RAKP 1. Default PrivilegeAdministrator: hot-swap and power
 	// control need it. Level 0 ("highest available") is not used, because
-	// some BMCs (ipmi_sim) then grant no privilege at all.
+	// some BMCs (ipmi_sim) then grant no privilege at all. A BMC that
+	// allows less (Open Session Response) or sets another level (Set
+	// Session Privilege Level) fails Dial with ErrPrivilege.
 	Privilege Privilege
 
 	// CipherSuites is the allow-list of cipher suite IDs in order of
@@ -95,6 +99,21 @@ var ErrConfig = errors.New("rmcpp: invalid configuration")
 func (c Config) String() string {
 	return fmt.Sprintf("rmcpp.Config{Addr:%q Username:%q Password:[redacted] KG:%s Privilege:%s CipherSuites:%v}",
 		c.Addr, c.Username, redacted(c.KG), c.Privilege, c.CipherSuites)
+}
+
+// GoString describes c without its secrets (fmt's %#v).
+func (c Config) GoString() string { return c.String() }
+
+// Format makes every fmt verb (%v, %+v, %#v, %s, %x, %q, ...) print
+// String, so that no verb shows the password or K_G.
+func (c Config) Format(f fmt.State, verb rune) { formatRedacted(f, verb, c.String()) }
+
+// formatRedacted writes desc for any verb: quoted for %q, else as is.
+func formatRedacted(f fmt.State, verb rune, desc string) {
+	if verb == 'q' {
+		desc = strconv.Quote(desc)
+	}
+	_, _ = io.WriteString(f, desc)
 }
 
 // LogValue keeps the secrets out of structured logs.

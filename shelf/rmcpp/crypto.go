@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"log/slog"
 	"slices"
 )
 
@@ -187,6 +188,22 @@ type SessionKeys struct {
 	Conf      ConfAlg
 	K1        []byte
 	K2        []byte
+}
+
+// String describes k without the keys.
+func (k SessionKeys) String() string {
+	return fmt.Sprintf("rmcpp.SessionKeys{Integrity:%s Conf:%s K1:%s K2:%s}", k.Integrity, k.Conf, redacted(k.K1), redacted(k.K2))
+}
+
+// GoString describes k without the keys (fmt's %#v).
+func (k SessionKeys) GoString() string { return k.String() }
+
+// Format makes every fmt verb print String, so that no verb shows K1 or K2.
+func (k SessionKeys) Format(f fmt.State, verb rune) { formatRedacted(f, verb, k.String()) }
+
+// LogValue keeps the keys out of structured logs.
+func (k SessionKeys) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("integrity", k.Integrity.String()), slog.String("confidentiality", k.Conf.String()))
 }
 
 func (k *SessionKeys) check() error {

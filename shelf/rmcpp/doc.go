@@ -55,5 +55,16 @@
 // confidentiality, sequence-window and IPMB checksum checks on every
 // response, several requests in flight, retransmission of read-only
 // requests, keep-alive, re-establishment after loss, and Send Message
-// bridging to IPMB controllers.
+// bridging to IPMB controllers. An rqSeq whose answer may still arrive is
+// not reused for a while (see [Session]). The privilege level granted must
+// be the one asked for ([ErrPrivilege]). Config, Session and SessionKeys
+// print and log without their secrets, whatever the fmt verb.
+//
+// Not authenticated, by the protocol: the pre-session messages (Get
+// Channel Authentication Capabilities, Get Channel Cipher Suites) and the
+// handshake messages up to RAKP 2. A forger can therefore make Dial fail
+// or choose another suite of the allow-list, never a suite outside it;
+// handshake answers naming another console session ID are ignored.
+// The BMC's GUID is covered by the RAKP 2 auth code and the RAKP 4 ICV
+// but not compared with a known value.
 package rmcpp

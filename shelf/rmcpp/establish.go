@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"hpiagent/shelf/ipmi"
@@ -21,6 +22,9 @@ var (
 	ErrNegotiation = errors.New("rmcpp: session negotiation failed")
 	// ErrTimeout: no valid response arrived in time.
 	ErrTimeout = errors.New("rmcpp: no response")
+	// ErrPrivilege: the BMC granted the session another privilege level
+	// than Config.Privilege (typically less: the user's limit is lower).
+	ErrPrivilege = errors.New("rmcpp: privilege level not granted")
 )
 
 const (
@@ -90,6 +94,24 @@ func randomUint32() uint32 {
 // (true, err) to stop; (false, nil) ignores the packet.
 func roundTrip(ctx context.Context, conn net.Conn, out []byte, timeout time.Duration, tries int, accept func([]byte) (bool, error)) error {
 	buf := make([]byte, maxPacket)
+	// Cancelling ctx interrupts a read at once (the deadline set below is
+	// then followed by a check of ctx, so a cancellation cannot be lost).
+	var mu sync.Mutex
+	returned := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !returned { // never touch the socket once its next user has it
+			_ = conn.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
+	defer func() {
+		if !stop() {
+			mu.Lock()
+			returned = true
+			mu.Unlock()
+		}
+	}()
 	for range tries {
 		if _, err := conn.Write(out); err != nil {
 			return fmt.Errorf("sending: %w", err)
@@ -99,6 +121,9 @@ func roundTrip(ctx context.Context, conn net.Conn, out []byte, timeout time.Dura
 			deadline = d
 		}
 		if err := conn.SetReadDeadline(deadline); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		for {
@@ -315,6 +340,15 @@ func parseCipherSuiteRecords(b []byte) ([]offeredSuite, error) {
 	return out, nil
 }
 
+// forConsole reports whether a handshake answer with this status and
+// console session ID answers the console session consoleSID. Answers for
+// another console session are ignored rather than fatal: until RAKP 2 is
+// verified anybody can send them. An error status without a session ID
+// (ipmi_sim sends only tag and status) is taken as it is.
+func forConsole(status Status, id, consoleSID uint32) bool {
+	return id == consoleSID || (status != 0 && id == 0)
+}
+
 // openSession runs Open Session and RAKP 1–4 for suite s.
 func openSession(ctx context.Context, conn net.Conn, cfg Config, s Suite) (*link, error) {
 	tries := cfg.Retries + 1
@@ -329,7 +363,7 @@ func openSession(ctx context.Context, conn net.Conn, cfg Config, s Suite) (*link
 			return false, nil
 		}
 		m, err := ParseOpenSessionResponse(p.Payload)
-		if err != nil || m.Tag != tag {
+		if err != nil || m.Tag != tag || !forConsole(m.Status, m.ConsoleSessionID, consoleSID) {
 			return false, nil
 		}
 		osr = m
@@ -351,6 +385,9 @@ func openSession(ctx context.Context, conn net.Conn, cfg Config, s Suite) (*link
 	if osr.BMCSessionID == 0 {
 		return nil, fmt.Errorf("%w: BMC session ID 0", ErrNegotiation)
 	}
+	if osr.MaxPrivilege < cfg.Privilege {
+		return nil, fmt.Errorf("%w: Open Session Response allows at most %s, %s requested", ErrPrivilege, osr.MaxPrivilege, cfg.Privilege)
+	}
 
 	// RAKP 1 / 2.
 	hs := Handshake{Auth: s.Auth, ConsoleSessionID: consoleSID, BMCSessionID: osr.BMCSessionID,
@@ -368,7 +405,7 @@ func openSession(ctx context.Context, conn net.Conn, cfg Config, s Suite) (*link
 			return false, nil
 		}
 		m, err := ParseRAKP2(p.Payload, s.Auth)
-		if err != nil || m.Tag != tag {
+		if err != nil || m.Tag != tag || !forConsole(m.Status, m.ConsoleSessionID, consoleSID) {
 			return false, nil
 		}
 		r2 = m
@@ -404,7 +441,7 @@ func openSession(ctx context.Context, conn net.Conn, cfg Config, s Suite) (*link
 			return false, nil
 		}
 		m, err := ParseRAKP4(p.Payload, s.Auth)
-		if err != nil || m.Tag != tag {
+		if err != nil || m.Tag != tag || !forConsole(m.Status, m.ConsoleSessionID, consoleSID) {
 			return false, nil
 		}
 		r4 = m
@@ -432,7 +469,14 @@ func openSession(ctx context.Context, conn net.Conn, cfg Config, s Suite) (*link
 		return nil, fmt.Errorf("Set Session Privilege Level: %w", err)
 	}
 	if resp.Code != ipmi.CCOK {
-		return nil, fmt.Errorf("Set Session Privilege Level to %s: completion code %s", cfg.Privilege, resp.Code)
+		return nil, fmt.Errorf("Set Session Privilege Level to %s: %w: completion code %s", cfg.Privilege, ErrPrivilege, resp.Code)
+	}
+	if len(resp.Data) < 1 || Privilege(resp.Data[0]&0x0f) != cfg.Privilege {
+		got := "nothing"
+		if len(resp.Data) > 0 {
+			got = Privilege(resp.Data[0] & 0x0f).String()
+		}
+		return nil, fmt.Errorf("Set Session Privilege Level to %s: %w: the BMC set %s", cfg.Privilege, ErrPrivilege, got)
 	}
 	return l, nil
 }

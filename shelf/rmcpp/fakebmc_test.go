@@ -24,6 +24,14 @@ type fakeBMC struct {
 	embedded    bool  // bridging reply style (a)
 	v2Only      bool  // answer pre-session messages only in the IPMI 2.0 format
 	sendMsgCode map[uint8]ipmi.CompletionCode
+	// respond, if set, answers session requests first: it returns the
+	// messages to send (as genuine packets of the session) and true, or
+	// false to leave the request to the default handling. It runs with
+	// mu held and must not block.
+	respond func(req ipmi.Frame) ([]ipmi.Frame, bool)
+	// grantPriv, if set, is the privilege granted in the Open Session
+	// Response and by Set Session Privilege Level, whatever was asked.
+	grantPriv Privilege
 
 	mu       sync.Mutex
 	sessions map[uint32]*fakeSession
@@ -160,9 +168,18 @@ func (f *fakeBMC) session(b []byte) [][]byte {
 		return nil
 	}
 	var msgs []ipmi.Frame
+	handled := false
+	if f.respond != nil {
+		msgs, handled = f.respond(req)
+	}
 	switch {
+	case handled:
 	case req.NetFn == ipmi.NetFnApp && req.Cmd == cmdSetSessionPriv:
-		msgs = append(msgs, respFrame(req, 0, req.Data[0]))
+		granted := req.Data[0]
+		if f.grantPriv != 0 {
+			granted = uint8(f.grantPriv)
+		}
+		msgs = append(msgs, respFrame(req, 0, granted))
 	case req.NetFn == ipmi.NetFnApp && req.Cmd == cmdGetDeviceID:
 		msgs = append(msgs, respFrame(req, 0, 0x20, 0x81, 2, 3, 0x51, 0xa9))
 	case req.NetFn == ipmi.NetFnApp && req.Cmd == cmdCloseSession:
@@ -215,6 +232,9 @@ func (f *fakeBMC) handshake(b []byte) [][]byte {
 			return nil
 		}
 		resp := OpenSessionResponse{Tag: req.Tag, ConsoleSessionID: req.ConsoleSessionID, MaxPrivilege: req.MaxPrivilege}
+		if f.grantPriv != 0 {
+			resp.MaxPrivilege = f.grantPriv
+		}
 		s, err := SuiteFor(req.Auth, req.Integrity, req.Conf)
 		offered := err == nil && func() bool {
 			for _, id := range f.offered {

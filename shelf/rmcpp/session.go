@@ -60,6 +60,14 @@ type Stats struct {
 // completes it, and a BMC may recognise the duplicate) in a packet with a
 // NEW session sequence number (BMCs drop repeated session sequence
 // numbers as replays). Requests that change state are never resent.
+//
+// rqSeq reuse: a request that ends without its one answer in full (it
+// timed out, its context ended, it was sent more than once, Send Message
+// failed, or a bridged answer came before the Send Message answer) leaves
+// its rqSeq in quarantine for its attempt timeout plus 5 s, so that a late
+// or duplicate answer finds no request instead of completing a later one
+// with the same rqSeq, NetFn and Cmd. While every free rqSeq is in
+// quarantine, new requests wait.
 type Session struct {
 	cfg       Config
 	log       *slog.Logger
@@ -131,6 +139,24 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	return s, nil
 }
 
+// String describes the session without its secrets.
+func (s *Session) String() string {
+	return fmt.Sprintf("rmcpp.Session{shelf manager %s, cipher suite %d, %s}", s.cfg.Addr, s.CipherSuite(), s.cfg.Privilege)
+}
+
+// GoString describes the session without its secrets (fmt's %#v).
+func (s *Session) GoString() string { return s.String() }
+
+// Format makes every fmt verb print String, so that no verb shows the
+// password or keys.
+func (s *Session) Format(f fmt.State, verb rune) { formatRedacted(f, verb, s.String()) }
+
+// LogValue keeps the secrets out of structured logs.
+func (s *Session) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("shelf_manager", s.cfg.Addr), slog.Int("cipher_suite", s.CipherSuite()),
+		slog.String("privilege", s.cfg.Privilege.String()))
+}
+
 // CipherSuite returns the ID of the cipher suite of the current session.
 func (s *Session) CipherSuite() int { return int(s.suite.Load()) }
 
@@ -166,7 +192,9 @@ func (s *Session) Close() error {
 // Message over IPMB (track request; the reply may come embedded in the
 // Send Message response or as a separate message, both are handled).
 // ctx bounds the whole exchange, including waiting for a lost session to
-// be re-established. Errors (which do not repeat the request and target;
+// be re-established. Like ErrTimeout and ErrSessionLost, ctx's error does
+// not say whether a request that changes state reached the controller:
+// read the state back. Errors (which do not repeat the request and target;
 // ipmi.Do adds them): ctx's error, ipmi.ErrClosed, ErrTimeout,
 // ErrSessionLost, *BridgeError.
 func (s *Session) Exchange(ctx context.Context, to ipmi.Addr, req ipmi.Request) (ipmi.Response, error) {
@@ -211,12 +239,22 @@ type owner struct {
 	timeouts  int
 	lastSend  time.Time
 	keepAlive bool // a keep-alive is queued or in flight
+	// quarantine holds rqSeqs freed while an answer to them may still
+	// arrive (the request timed out, was abandoned, or was sent more than
+	// once), with the time until which they are not reused: a late answer
+	// must find no request rather than complete another one.
+	quarantine map[uint8]time.Time
 }
+
+// seqExpiry is how long after its last use an rqSeq whose answer may
+// still be on its way is kept from reuse, on top of the request's attempt
+// timeout (the IPMB sequence number expiration interval is 5 s).
+const seqExpiry = 5 * time.Second
 
 func (s *Session) own(life context.Context, l *link) {
 	defer close(s.ownerDone)
 	// rqSeq 1 was used by Set Session Privilege Level during establishment.
-	o := &owner{s: s, pending: map[uint8]*inflight{}, nextSeq: 2}
+	o := &owner{s: s, pending: map[uint8]*inflight{}, nextSeq: 2, quarantine: map[uint8]time.Time{}}
 	o.attach(l)
 	tick := time.NewTicker(o.tickEvery())
 	defer tick.Stop()
@@ -267,6 +305,9 @@ func (o *owner) attach(l *link) {
 	o.readDone = make(chan struct{})
 	o.lastSend = time.Now()
 	o.timeouts = 0
+	// Answers of the previous session carry its session ID and are
+	// dropped, so its rqSeqs are free again.
+	clear(o.quarantine)
 	go reader(l.conn, o.pkts, o.readDone)
 }
 
@@ -318,12 +359,16 @@ func (o *owner) sendQueued() {
 	}
 	for len(o.queue) > 0 && len(o.pending) < o.s.cfg.Window {
 		c := o.queue[0]
-		o.queue = o.queue[1:]
 		if err := c.ctx.Err(); err != nil {
+			o.queue = o.queue[1:]
 			o.finish(c, result{err: err})
 			continue
 		}
-		seq := o.allocSeq()
+		seq, ok := o.allocSeq()
+		if !ok {
+			return // every rqSeq is in flight or in quarantine; retried at the next tick
+		}
+		o.queue = o.queue[1:]
 		f := &inflight{c: c, seq: seq, msg: o.message(c, seq)}
 		o.pending[seq] = f
 		if !c.to.Local() {
@@ -334,15 +379,25 @@ func (o *owner) sendQueued() {
 }
 
 // allocSeq returns the next free rqSeq (1..63), round robin so that a
-// number is reused as late as possible.
-func (o *owner) allocSeq() uint8 {
-	for {
+// number is reused as late as possible. A number is free if no request
+// is in flight with it and it is not in quarantine.
+func (o *owner) allocSeq() (uint8, bool) {
+	now := time.Now()
+	for range 63 {
 		s := o.nextSeq
 		o.nextSeq = o.nextSeq%63 + 1
-		if _, busy := o.pending[s]; !busy {
-			return s
+		if _, busy := o.pending[s]; busy {
+			continue
 		}
+		if until, ok := o.quarantine[s]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(o.quarantine, s)
+		}
+		return s, true
 	}
+	return 0, false
 }
 
 // message builds the IPMI message of c with rqSeq seq.
@@ -410,7 +465,7 @@ func (o *owner) receive(b []byte) {
 				o.reject(RejectUnmatched, fmt.Errorf("response netfn 0x%02x cmd 0x%02x does not match %s", uint8(f.NetFn), f.Cmd, p.c.req))
 				return
 			}
-			o.complete(p, ipmi.Response{Code: ipmi.CompletionCode(f.Data[0]), Data: f.Data[1:]}, nil)
+			o.complete(p, ipmi.Response{Code: ipmi.CompletionCode(f.Data[0]), Data: f.Data[1:]}, nil, p.attempts == 1)
 			return
 		}
 		// Bridged: the answer to Send Message itself.
@@ -421,7 +476,9 @@ func (o *owner) receive(b []byte) {
 			return
 		}
 		if cc := ipmi.CompletionCode(f.Data[0]); cc != ipmi.CCOK {
-			o.complete(p, ipmi.Response{}, &BridgeError{To: p.c.to, Code: cc})
+			// The IPMC may still answer late (e.g. after a timeout on
+			// IPMB), so the rqSeq is not settled.
+			o.complete(p, ipmi.Response{}, &BridgeError{To: p.c.to, Code: cc}, false)
 			return
 		}
 		if len(f.Data) == 1 { // style (b): the answer follows separately
@@ -433,7 +490,7 @@ func (o *owner) receive(b []byte) {
 			o.reject(RejectChecksum, fmt.Errorf("embedded bridged response: %w", err))
 			return
 		}
-		o.innerResponse(p, inner)
+		o.innerResponse(p, inner, p.attempts == 1)
 		return
 	}
 	// Style (b): a bridged response forwarded as its own message.
@@ -442,21 +499,29 @@ func (o *owner) receive(b []byte) {
 		o.reject(RejectUnmatched, fmt.Errorf("message from 0x%02x to 0x%02x rqSeq %d matches no bridged request", f.SrcAddr, f.DstAddr, f.Seq))
 		return
 	}
-	o.innerResponse(p, f)
+	// The Send Message answer may still be on its way.
+	o.innerResponse(p, f, p.attempts == 1 && p.outerOK)
 }
 
-func (o *owner) innerResponse(p *inflight, f ipmi.Frame) {
+// innerResponse completes bridged request p with its IPMC's answer f.
+// settled says no further packet for p's rqSeq is expected.
+func (o *owner) innerResponse(p *inflight, f ipmi.Frame, settled bool) {
 	if f.SrcAddr != p.c.to.Slave || f.NetFn != p.c.req.NetFn.Response() || f.Cmd != p.c.req.Cmd || f.Seq != p.seq || len(f.Data) < 1 ||
 		(f.DstAddr != o.s.cfg.BMCIPMBAddress && f.DstAddr != swidRemoteConsole) {
 		o.reject(RejectUnmatched, fmt.Errorf("bridged response from 0x%02x netfn 0x%02x cmd 0x%02x rqSeq %d does not match %s to %s",
 			f.SrcAddr, uint8(f.NetFn), f.Cmd, f.Seq, p.c.req, p.c.to))
 		return
 	}
-	o.complete(p, ipmi.Response{Code: ipmi.CompletionCode(f.Data[0]), Data: f.Data[1:]}, nil)
+	o.complete(p, ipmi.Response{Code: ipmi.CompletionCode(f.Data[0]), Data: f.Data[1:]}, nil, settled)
 }
 
-func (o *owner) complete(p *inflight, r ipmi.Response, err error) {
+// complete ends request p. Unless settled (its one packet was answered in
+// full), its rqSeq is quarantined: an answer may still arrive for it.
+func (o *owner) complete(p *inflight, r ipmi.Response, err error, settled bool) {
 	delete(o.pending, p.seq)
+	if !settled {
+		o.quarantine[p.seq] = time.Now().Add(o.timeoutFor(p.c) + seqExpiry)
+	}
 	o.finish(p.c, result{resp: r, err: err})
 }
 
@@ -473,7 +538,7 @@ func (o *owner) expire(now time.Time) {
 	o.queue = kept
 	for _, p := range o.pending {
 		if err := p.c.ctx.Err(); err != nil {
-			o.complete(p, ipmi.Response{}, err)
+			o.complete(p, ipmi.Response{}, err, false)
 			continue
 		}
 		if now.Before(p.deadline) {
@@ -491,10 +556,11 @@ func (o *owner) expire(now time.Time) {
 			// on the new session instead of failing.
 			p.c.requeued = true
 			delete(o.pending, p.seq)
+			o.quarantine[p.seq] = time.Now().Add(o.timeoutFor(p.c) + seqExpiry)
 			o.queue = append([]*call{p.c}, o.queue...)
 			continue
 		}
-		o.complete(p, ipmi.Response{}, fmt.Errorf("%w from %s after %d attempt(s)", ErrTimeout, o.s.cfg.Addr, p.attempts))
+		o.complete(p, ipmi.Response{}, fmt.Errorf("%w from %s after %d attempt(s)", ErrTimeout, o.s.cfg.Addr, p.attempts), false)
 	}
 }
 

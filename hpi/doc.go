@@ -11,6 +11,15 @@
 // outcome back as an observation. Every exported method of Domain and
 // Subscription is safe for concurrent use.
 //
+// Events get strictly increasing IDs. A consumer that resumes a stream
+// after the last ID it saw uses SubscribeAfter (or EventsSince), which says
+// whether the event log still held every event after that ID; when it did
+// not, the consumer resynchronizes from the RPT, sensor values and alarms.
+//
+// An Intent carries the hot-swap epoch it was made in; the caller drops it
+// when IntentStale reports that the resource has moved on (another state,
+// communication lost or restored, removed) before carrying it out.
+//
 // Names follow SaHpi.h and SaHpiAtca.h as published by OpenHPI: a Go
 // constant EntPhysicalSlot is SAHPI_ENT_PHYSICAL_SLOT, HsStateActive is
 // SAHPI_HS_STATE_ACTIVE, and the String methods print the text forms of the

@@ -51,6 +51,9 @@ type Domain struct {
 
 	autoInsert         Timeout
 	defaultAutoExtract Timeout
+	// hsEpoch numbers hot-swap epochs domain-wide, so that an intent never
+	// matches a later stay of a removed and rediscovered resource.
+	hsEpoch uint64
 
 	// collect, when set, receives a copy of every event emitted (for the
 	// methods that return the events they caused).
@@ -81,6 +84,7 @@ type hsTrack struct {
 	state          HsState
 	lastM          MState
 	policyCanceled bool
+	epoch          uint64
 	deadline       time.Time
 	insertTimeout  *Timeout // nil: the domain's
 	extractTimeout Timeout

@@ -1,6 +1,7 @@
 package hpi
 
 import (
+	"sort"
 	"strconv"
 	"time"
 )
@@ -149,4 +150,41 @@ func (s *dedupSet) seen(key string) bool {
 	}
 	s.keys[key] = struct{}{}
 	return false
+}
+
+// EventsSince returns the logged events whose event ID is greater than id,
+// oldest first, for a consumer resuming a stream after the last event it
+// saw. complete is true when the result holds every event published after
+// id (IDs id+1 .. LastEventID without a gap); it is false when some of them
+// are not in the log: overwritten or dropped on overflow, removed by
+// ClearEventLog or not logged while logging was disabled. A consumer that
+// gets complete == false has missed events and must resynchronize (read the
+// RPT, sensors and alarms afresh). An id at or beyond LastEventID returns no
+// entries and complete == true.
+func (d *Domain) EventsSince(id uint64) (entries []EventLogEntry, complete bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.eventsSinceLocked(id)
+}
+
+func (d *Domain) eventsSinceLocked(id uint64) (entries []EventLogEntry, complete bool) {
+	if id >= d.nextEventID {
+		return nil, true
+	}
+	// Entries are in event ID order: find the first one after id.
+	i := sort.Search(len(d.el.entries), func(i int) bool { return d.el.entries[i].Event.ID > id })
+	next := id + 1
+	complete = true
+	for _, e := range d.el.entries[i:] {
+		if e.Event.ID != next {
+			complete = false
+		}
+		next = e.Event.ID + 1
+		e.Event = e.Event.clone()
+		entries = append(entries, e)
+	}
+	if next != d.nextEventID+1 {
+		complete = false
+	}
+	return entries, complete
 }

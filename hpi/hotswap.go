@@ -248,6 +248,10 @@ type Intent struct {
 	// State is the hot-swap state the intent was made in; an intent is stale
 	// once the resource has left it.
 	State HsState
+	// Epoch identifies the stay in State the intent was made in (see
+	// Domain.IntentStale): a resource that leaves State and comes back is in
+	// a new epoch.
+	Epoch uint64
 	At    time.Time
 }
 
@@ -264,5 +268,11 @@ type HotSwapStatus struct {
 	// Deadline is when the auto policy fires; zero when no timer runs.
 	Deadline           time.Time
 	AutoExtractTimeout Timeout
-	AutoInsertTimeout  Timeout
+	// AutoInsertTimeout is the auto-insert timeout that applies to this
+	// resource (IMMEDIATE with HsCapabilityAutoinsertImmediate).
+	AutoInsertTimeout Timeout
+	// Epoch changes whenever the resource enters a hot-swap state and when
+	// communication is lost (M7) or restored; Intent.Epoch is compared with
+	// it.
+	Epoch uint64
 }

@@ -22,16 +22,27 @@ func (d *Domain) hsResourceLocked(op string, id ResourceID) (*resource, error) {
 // the hot-swap state machine: from an ATCA hot-swap event (prev is the
 // event's previous state) or from a poll (prev MStateUnknown). It emits HPI
 // HOTSWAP events only for real HPI state changes (M2→M3 is none), each with
-// the tracked previous HPI state; when an observation skips HPI states (a
-// missed event, M1→M4) each step of the shortest allowed path is emitted, so
-// every emitted transition is allowed and the chain per resource is
-// continuous. Entering M7 marks the resource failed (RESOURCE FAILURE, state
-// kept); leaving M7 marks it restored before any state change. The first
-// observation of a resource sets its state without an event, unless prev is
-// a known M-state that maps to another HPI state, in which case the
-// transition from prev is emitted. Entering a pending state arms the
-// auto-insert or auto-extract timer; with TimeoutImmediate the intent is
-// returned at once. The events emitted and intents due are returned.
+// the tracked previous HPI state and the given cause; when an observation
+// skips HPI states (a missed event, M1→M4) each step of the shortest allowed
+// path is emitted, so every emitted transition is allowed and the chain per
+// resource is continuous.
+//
+// M7 (communication lost) is not an HPI state: entering it keeps the HPI
+// state, marks the resource failed (RESOURCE FAILURE) and suspends its
+// auto-policy timer; the first observation after M7 marks it restored
+// (RESOURCE RESTORED) before any state change. A failure set with
+// SetResourceFailed is not cleared by an M-state observation.
+//
+// The first observation of a resource sets its state without an event,
+// unless prev is a known M-state that maps to another HPI state, in which
+// case the transition from prev is emitted. Only the state the observation
+// ends in is entered: entering a pending state of a managed hot-swap
+// resource arms its auto-insert or auto-extract timer; with
+// TimeoutImmediate the intent is returned at once. Returning from M7 into
+// the same pending state re-arms the timer unless the policy was cancelled.
+// Every state entered, M7 entry and M7 return start a new epoch, which makes
+// earlier intents stale (IntentStale). The events emitted and intents due
+// are returned.
 func (d *Domain) ObserveMState(id ResourceID, prev, cur MState, cause HsCause, now time.Time) ([]Event, []Intent, error) {
 	if cur > M7 {
 		return nil, nil, fmt.Errorf("hpi: observe M-state of resource %d: %d is not an M-state: %w", id, cur, ErrInvalidParams)
@@ -51,53 +62,77 @@ func (d *Domain) ObserveMState(id ResourceID, prev, cur MState, cause HsCause, n
 	var collected []Event
 	d.collect = &collected
 	defer func() { d.collect = nil }()
-	var intents []Intent
 	hs := &r.hs
 	if hs.known && prev != MStateUnknown && hs.lastM != MStateUnknown && prev != hs.lastM {
 		d.log.Debug("hpi: M-state observation does not continue the last one", "resource", uint32(id),
 			"last", hs.lastM.String(), "prev", prev.String(), "cur", cur.String())
 	}
-	if !hs.known {
-		if s, ok := HsStateFromMState(prev); ok && prev != cur {
-			hs.known, hs.state = true, s
-			intents = append(intents, d.enterHsLocked(r, s, now)...)
-		} else if s, ok := HsStateFromMState(cur); ok {
-			hs.known, hs.state = true, s
-			intents = append(intents, d.enterHsLocked(r, s, now)...)
-		}
-	}
+	wasM7 := hs.lastM == M7
 	if cur == M7 {
 		hs.lastM = M7
-		d.setFailedLocked(r, true, now)
-	} else {
-		hs.lastM = cur
-		d.setFailedLocked(r, false, now)
-		target, _ := HsStateFromMState(cur)
-		for _, next := range hsPath(hs.state, target) {
-			from := hs.state
-			hs.state = next
-			d.emitLocked(Event{Source: id, Type: EventHotSwap, Timestamp: now, Severity: r.entry.Severity,
-				HotSwap: HotSwapEvent{HotSwapState: next, PreviousHotSwapState: from, CauseOfStateChange: cause}})
-			intents = append(intents, d.enterHsLocked(r, next, now)...)
+		if !wasM7 {
+			// Communication lost: nothing can be carried out, so the
+			// timer stops and earlier intents become stale.
+			hs.deadline = time.Time{}
+			d.newEpochLocked(r)
 		}
+		d.setFailedLocked(r, true, now)
+		return collected, nil, nil
+	}
+	hs.lastM = cur
+	if wasM7 {
+		d.setFailedLocked(r, false, now)
+	}
+	target, _ := HsStateFromMState(cur)
+	changed := false
+	if !hs.known {
+		start := target
+		if s, ok := HsStateFromMState(prev); ok && prev != cur {
+			start = s
+		}
+		hs.known, hs.state, changed = true, start, true
+	}
+	for _, next := range hsPath(hs.state, target) {
+		from := hs.state
+		hs.state = next
+		changed = true
+		d.emitLocked(Event{Source: id, Type: EventHotSwap, Timestamp: now, Severity: r.entry.Severity,
+			HotSwap: HotSwapEvent{HotSwapState: next, PreviousHotSwapState: from, CauseOfStateChange: cause}})
+	}
+	var intents []Intent
+	if changed || wasM7 {
+		// A return from M7 into the same state keeps a cancelled policy
+		// cancelled: the operator's hold survives a communication loss.
+		intents = d.enterHsLocked(r, hs.state, now, !changed)
 	}
 	return collected, intents, nil
 }
 
-// enterHsLocked resets the per-state policy and arms the auto timer of a
-// pending state. It returns the intent of an immediate timeout.
-func (d *Domain) enterHsLocked(r *resource, s HsState, now time.Time) []Intent {
+// newEpochLocked starts a new hot-swap epoch of r; intents of earlier epochs
+// are stale.
+func (d *Domain) newEpochLocked(r *resource) {
+	d.hsEpoch++
+	r.hs.epoch = d.hsEpoch
+}
+
+// enterHsLocked starts a new epoch in state s, resets the per-state policy
+// (unless keepCancel) and arms the auto timer of a pending state of a
+// managed hot-swap resource. It returns the intent of an immediate timeout.
+func (d *Domain) enterHsLocked(r *resource, s HsState, now time.Time, keepCancel bool) []Intent {
 	hs := &r.hs
-	hs.policyCanceled = false
+	d.newEpochLocked(r)
+	if !keepCancel {
+		hs.policyCanceled = false
+	}
 	hs.deadline = time.Time{}
+	if hs.policyCanceled || !r.entry.Capabilities.Has(CapabilityManagedHotswap) {
+		return nil
+	}
 	var t Timeout
 	var action IntentAction
 	switch s {
 	case HsStateInsertionPending:
-		t, action = d.autoInsert, IntentActivate
-		if hs.insertTimeout != nil {
-			t = *hs.insertTimeout
-		}
+		t, action = d.insertTimeoutLocked(r), IntentActivate
 	case HsStateExtractionPending:
 		t, action = hs.extractTimeout, IntentDeactivate
 	default:
@@ -113,8 +148,36 @@ func (d *Domain) enterHsLocked(r *resource, s HsState, now time.Time) []Intent {
 	return nil
 }
 
+// insertTimeoutLocked is the auto-insert timeout that applies to r: IMMEDIATE
+// for a resource with HsCapabilityAutoinsertImmediate, else its own override
+// or the domain's.
+func (d *Domain) insertTimeoutLocked(r *resource) Timeout {
+	if r.entry.HotSwapCapabilities&HsCapabilityAutoinsertImmediate != 0 {
+		return TimeoutImmediate
+	}
+	if r.hs.insertTimeout != nil {
+		return *r.hs.insertTimeout
+	}
+	return d.autoInsert
+}
+
 func (d *Domain) intentLocked(r *resource, a IntentAction, cause HsCause, now time.Time) Intent {
-	return Intent{Resource: r.entry.ResourceID, Entity: r.entry.EntityPath.Clone(), Action: a, Cause: cause, State: r.hs.state, At: now}
+	return Intent{Resource: r.entry.ResourceID, Entity: r.entry.EntityPath.Clone(), Action: a, Cause: cause,
+		State: r.hs.state, Epoch: r.hs.epoch, At: now}
+}
+
+// IntentStale reports whether in no longer applies: its resource is gone or
+// no longer a FRU, or the resource's hot-swap state moved (or communication
+// was lost or restored) since the intent was made. A caller checks it just
+// before carrying an intent out and drops a stale one.
+func (d *Domain) IntentStale(in Intent) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.res[in.Resource]
+	if !ok || !r.entry.Capabilities.Has(CapabilityFRU) {
+		return true
+	}
+	return !r.hs.known || r.hs.epoch != in.Epoch || r.hs.state != in.State
 }
 
 // Tick advances the auto-insert and auto-extract timers to now and returns
@@ -131,9 +194,14 @@ func (d *Domain) Tick(now time.Time) []Intent {
 			continue
 		}
 		hs.deadline = time.Time{}
-		a := IntentActivate
-		if hs.state == HsStateExtractionPending {
+		var a IntentAction
+		switch hs.state {
+		case HsStateInsertionPending:
+			a = IntentActivate
+		case HsStateExtractionPending:
 			a = IntentDeactivate
+		default:
+			continue
 		}
 		out = append(out, d.intentLocked(r, a, HsCauseAutoPolicy, now))
 	}
@@ -164,24 +232,26 @@ func (d *Domain) HotSwapState(id ResourceID) (HotSwapStatus, error) {
 		return HotSwapStatus{}, err
 	}
 	hs := r.hs
-	st := HotSwapStatus{State: hs.state, Known: hs.known, LastMState: hs.lastM, Failed: r.entry.ResourceFailed,
+	return HotSwapStatus{State: hs.state, Known: hs.known, LastMState: hs.lastM, Failed: r.entry.ResourceFailed,
 		PolicyCanceled: hs.policyCanceled, Deadline: hs.deadline, AutoExtractTimeout: hs.extractTimeout,
-		AutoInsertTimeout: d.autoInsert}
-	if hs.insertTimeout != nil {
-		st.AutoInsertTimeout = *hs.insertTimeout
-	}
-	return st, nil
+		AutoInsertTimeout: d.insertTimeoutLocked(r), Epoch: hs.epoch}, nil
 }
 
 // HotSwapPolicyCancel stops the auto policy of a resource in
 // INSERTION_PENDING or EXTRACTION_PENDING (saHpiHotSwapPolicyCancel): its
-// timer does not fire until the resource enters a pending state again.
+// timer does not fire until the resource enters a pending state again
+// (a loss of communication, M7, and its return do not count as leaving).
+// It fails with ErrCapability for a resource without managed hot swap and
+// with ErrInvalidRequest outside the pending states.
 func (d *Domain) HotSwapPolicyCancel(id ResourceID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r, err := d.hsResourceLocked("cancel hot-swap policy of", id)
 	if err != nil {
 		return err
+	}
+	if !r.entry.Capabilities.Has(CapabilityManagedHotswap) {
+		return fmt.Errorf("hpi: cancel hot-swap policy of resource %d: no managed hot swap: %w", id, ErrCapability)
 	}
 	if !r.hs.known || (r.hs.state != HsStateInsertionPending && r.hs.state != HsStateExtractionPending) {
 		return fmt.Errorf("hpi: cancel hot-swap policy of resource %d in state %s: %w", id, r.hs.state, ErrInvalidRequest)
@@ -294,8 +364,10 @@ func (d *Domain) SetResourceAutoInsertTimeout(id ResourceID, t *Timeout) error {
 }
 
 // SetAutoExtractTimeout sets the auto-extract timeout of a resource
-// (saHpiAutoExtractTimeoutSet); refused with ErrReadOnly when the resource
-// has HsCapabilityAutoextractReadOnly.
+// (saHpiAutoExtractTimeoutSet); refused with ErrCapability for a resource
+// without managed hot swap and with ErrReadOnly when the resource has
+// HsCapabilityAutoextractReadOnly. It applies from the next entry into
+// EXTRACTION_PENDING.
 func (d *Domain) SetAutoExtractTimeout(id ResourceID, t Timeout) error {
 	if !validTimeout(t) {
 		return fmt.Errorf("hpi: set auto-extract timeout of resource %d to %d: %w", id, t, ErrInvalidParams)
@@ -305,6 +377,9 @@ func (d *Domain) SetAutoExtractTimeout(id ResourceID, t Timeout) error {
 	r, err := d.hsResourceLocked("set auto-extract timeout of", id)
 	if err != nil {
 		return err
+	}
+	if !r.entry.Capabilities.Has(CapabilityManagedHotswap) {
+		return fmt.Errorf("hpi: set auto-extract timeout of resource %d: no managed hot swap: %w", id, ErrCapability)
 	}
 	if r.entry.HotSwapCapabilities&HsCapabilityAutoextractReadOnly != 0 {
 		return fmt.Errorf("hpi: set auto-extract timeout of resource %d: %w", id, ErrReadOnly)

@@ -122,3 +122,21 @@ func (s *Subscription) Pending() int {
 	defer s.mu.Unlock()
 	return s.events
 }
+
+// SubscribeAfter is Subscribe for a consumer resuming a stream after event
+// afterID (0 for the start): atomically with opening the subscription it
+// returns the logged events after afterID (EventsSince), so that no event
+// falls between the backlog and the subscription and none appears in both.
+// complete is false when some events after afterID are no longer in the
+// event log; the consumer then has a gap and must resynchronize.
+func (d *Domain) SubscribeAfter(afterID uint64, bufferSize int) (s *Subscription, backlog []EventLogEntry, complete bool, err error) {
+	if bufferSize < 1 {
+		return nil, nil, false, fmt.Errorf("hpi: subscribe after event %d: buffer size %d, want at least 1: %w", afterID, bufferSize, ErrInvalidParams)
+	}
+	s = &Subscription{d: d, size: bufferSize, notify: make(chan struct{}, 1)}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	backlog, complete = d.eventsSinceLocked(afterID)
+	d.subs[s] = struct{}{}
+	return s, backlog, complete, nil
+}

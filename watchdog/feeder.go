@@ -1,0 +1,262 @@
+package watchdog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// HealthCheck is one condition the agent must meet to feed its watchdogs
+// (its event loop turns, the shelf session answers, the disk is writable).
+type HealthCheck interface {
+	Name() string
+	Check(ctx context.Context) error
+}
+
+// CheckFunc adapts a function to HealthCheck.
+type CheckFunc struct {
+	N string
+	F func(ctx context.Context) error
+}
+
+// Name implements HealthCheck.
+func (c CheckFunc) Name() string { return c.N }
+
+// Check implements HealthCheck.
+func (c CheckFunc) Check(ctx context.Context) error { return c.F(ctx) }
+
+// FeederConfig configures a Feeder.
+type FeederConfig struct {
+	// Devices are fed together. Required (at least one).
+	Devices []Device
+	// Checks must all pass for a feed.
+	Checks []HealthCheck
+	// HasQuorum reports whether this node is in the cluster's quorum.
+	// Nil: the node is not clustered and never self-fences.
+	HasQuorum func() bool
+	// SelfFenceAfter is how long quorum may be lost before feeding stops
+	// for good. Default 15 s. It must be well above the time the majority
+	// itself goes without quorum while electing a new leader (raft
+	// heartbeat + election timeouts, a few seconds), or healthy members
+	// reset themselves when a leader fails. The majority may count this
+	// node as reset after SelfFenceAfter + the longest device timeout
+	// (+ margin).
+	SelfFenceAfter time.Duration
+	// Interval is the time between feeds. Default 5 s, which must be
+	// well below every device's timeout (a third or less).
+	Interval time.Duration
+	// CheckTimeout bounds one round of health checks. Default Interval/2:
+	// a hung check counts as failing, it does not delay the decision.
+	CheckTimeout time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Feeder feeds the watchdogs while the Decider allows it.
+type Feeder struct {
+	cfg FeederConfig
+
+	mu      sync.Mutex
+	dec     *Decider
+	last    Decision
+	armed   bool
+	stopped bool
+	feeds   uint64
+}
+
+// NewFeeder validates cfg and returns a Feeder.
+func NewFeeder(cfg FeederConfig) (*Feeder, error) {
+	if len(cfg.Devices) == 0 {
+		return nil, fmt.Errorf("watchdog: feeder without devices")
+	}
+	if cfg.SelfFenceAfter <= 0 {
+		cfg.SelfFenceAfter = 15 * time.Second
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 5 * time.Second
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = cfg.Interval / 2
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Feeder{cfg: cfg, dec: NewDecider(cfg.SelfFenceAfter), last: Decision{Feed: true}}, nil
+}
+
+// Arm arms every device. A device that fails to arm is an error: running
+// without the watchdog the configuration asks for is not safe.
+func (f *Feeder) Arm(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.cfg.Devices {
+		if err := d.Arm(ctx); err != nil {
+			return fmt.Errorf("arming watchdog %s: %w", d.Name(), err)
+		}
+	}
+	f.armed = true
+	return nil
+}
+
+// Tick runs the health checks, asks the Decider and feeds every device if
+// allowed. It returns the decision and the errors of devices that could
+// not be fed.
+func (f *Feeder) Tick(ctx context.Context) (Decision, error) {
+	var failing []string
+	cctx, cancel := context.WithTimeout(ctx, f.cfg.CheckTimeout)
+	for _, c := range f.cfg.Checks {
+		if err := c.Check(cctx); err != nil {
+			failing = append(failing, c.Name())
+			f.cfg.Logger.Debug("watchdog health check failing", "check", c.Name(), "error", err)
+		}
+	}
+	cancel()
+	quorum := true
+	if f.cfg.HasQuorum != nil {
+		quorum = f.cfg.HasQuorum()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return Decision{Reason: "feeder stopped"}, nil
+	}
+	d := f.dec.Decide(f.cfg.Now(), failing, quorum)
+	if d.Feed != f.last.Feed || d.SelfFencing != f.last.SelfFencing {
+		switch {
+		case d.SelfFencing:
+			f.cfg.Logger.Error("watchdogs no longer fed: the node will reset", "reason", d.Reason)
+		case !d.Feed:
+			f.cfg.Logger.Warn("watchdogs not fed", "reason", d.Reason)
+		default:
+			f.cfg.Logger.Info("watchdogs fed again")
+		}
+	}
+	f.last = d
+	if !d.Feed || !f.armed {
+		return d, nil
+	}
+	var errs []error
+	for _, dev := range f.cfg.Devices {
+		if err := dev.Feed(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	f.feeds++
+	return d, errors.Join(errs...)
+}
+
+// Run arms the devices and ticks every Interval until ctx ends. It does
+// not disarm: call Shutdown on a clean stop. Leaving without disarming is
+// what an unclean stop must do.
+func (f *Feeder) Run(ctx context.Context) error {
+	if err := f.Arm(ctx); err != nil {
+		return err
+	}
+	t := time.NewTicker(f.cfg.Interval)
+	defer t.Stop()
+	for {
+		if _, err := f.Tick(ctx); err != nil {
+			f.cfg.Logger.Warn("feeding watchdogs", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown stops feeding and, unless the node is self-fencing, disarms
+// every device (magic close, BMC timer stopped). A self-fencing node keeps
+// its watchdogs armed: the reset must happen.
+func (f *Feeder) Shutdown(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = true
+	if f.dec.SelfFencing() {
+		f.cfg.Logger.Warn("watchdogs left armed at shutdown: self-fencing")
+		return nil
+	}
+	if !f.armed {
+		return nil
+	}
+	var errs []error
+	for _, d := range f.cfg.Devices {
+		if err := d.Disarm(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	f.armed = false
+	return errors.Join(errs...)
+}
+
+// Status is the feeder's state for the API and metrics.
+type Status struct {
+	Feeding     bool
+	SelfFencing bool
+	Reason      string
+	Feeds       uint64
+}
+
+// Status returns the last decision.
+func (f *Feeder) Status() Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Status{Feeding: f.last.Feed && f.armed && !f.stopped, SelfFencing: f.last.SelfFencing, Reason: f.last.Reason, Feeds: f.feeds}
+}
+
+// Heartbeat is a health check for a loop that must keep turning (the
+// agent's event loop, the shelf poller): the loop calls Beat every round,
+// and the check fails when the last beat is older than MaxAge (or there
+// was none yet).
+type Heartbeat struct {
+	// N is the check's name.
+	N string
+	// MaxAge is how old the last beat may be. Required.
+	MaxAge time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+
+	mu   sync.Mutex
+	last time.Time
+}
+
+// Beat records that the loop is alive.
+func (h *Heartbeat) Beat() {
+	now := h.now()
+	h.mu.Lock()
+	h.last = now
+	h.mu.Unlock()
+}
+
+func (h *Heartbeat) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// Name implements HealthCheck.
+func (h *Heartbeat) Name() string { return h.N }
+
+// Check implements HealthCheck.
+func (h *Heartbeat) Check(context.Context) error {
+	h.mu.Lock()
+	last := h.last
+	h.mu.Unlock()
+	if last.IsZero() {
+		return fmt.Errorf("%s: no heartbeat yet", h.N)
+	}
+	if age := h.now().Sub(last); age > h.MaxAge {
+		return fmt.Errorf("%s: last heartbeat %s ago (more than %s)", h.N, age, h.MaxAge)
+	}
+	return nil
+}

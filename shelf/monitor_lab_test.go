@@ -459,7 +459,9 @@ func TestMonitorRediscoversSDRChangeOnLab(t *testing.T) {
 	if _, err := sh.Console(ctx, cmd); err != nil {
 		t.Fatal(err)
 	}
-	r.waitUntil(ctx, t, "new sensor RDR", 20*time.Second, func() bool { return rdrs() == before+1 })
+	// The discovery counter is bumped just after the new model is applied:
+	// wait for both.
+	r.waitUntil(ctx, t, "new sensor RDR", 20*time.Second, func() bool { return rdrs() == before+1 && r.m.Stats().Discoveries > disc })
 	if _, err := r.d.RDR(res, hpi.SensorRDR, hpi.SensorNum(num)); err != nil {
 		t.Fatalf("new sensor %d: %v", num, err)
 	}

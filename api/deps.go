@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 
 	"hpiagent/api/audit"
 	"hpiagent/hpi"
@@ -82,4 +83,119 @@ type Deps struct {
 	// Thresholds reads sensor thresholds; nil uses Domain when it
 	// implements ThresholdReader, else thresholds are reported as unknown.
 	Thresholds ThresholdReader
+	// Cluster reports the cluster membership and consensus state for GET
+	// /v1/cluster; nil makes that route answer 501 "not_configured" (a
+	// node running without a cluster). adapt.Cluster wraps *cluster.Cluster.
+	Cluster ClusterStatus
+	// Fencing serves /v1/fence; nil answers 501 "not_configured" (fencing
+	// is off in the configuration). adapt.Fencing wraps
+	// *fencing.Coordinator.
+	Fencing Fencing
+	// Workflows serves the hot-swap workflow routes; nil answers 501
+	// "not_configured". adapt.Workflows wraps *hotswap.Coordinator and
+	// *hotswap.Machine.
+	Workflows Workflows
+	// EraseCertificates serves /v1/erase-certificates; nil answers 501
+	// "not_configured" (no secure erase on this node).
+	// adapt.EraseCertificates wraps *secureerase.Store.
+	EraseCertificates EraseCertificates
+}
+
+// ClusterStatus reports this node's view of the cluster. It is called on
+// every GET /v1/cluster and must not block on I/O.
+type ClusterStatus interface {
+	ClusterStatus() ClusterView
+}
+
+// NotLeaderError is returned by Fencing and Workflows when this node is not
+// the cluster leader holding quorum, where those decisions are taken. The
+// API answers 503 "not_leader" with the leader's name (and API endpoint,
+// when known) so that a client retries there.
+type NotLeaderError struct {
+	// Leader is the leader's cluster name; empty when no leader is known
+	// (no quorum).
+	Leader string
+	// LeaderAPI is the leader's API endpoint (https://host:port) when the
+	// daemon knows it; clients with the same CA and roles retry there.
+	LeaderAPI string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == "" {
+		return "this node is not the cluster leader and no leader is known"
+	}
+	return "this node is not the cluster leader; the leader is " + e.Leader
+}
+
+// Errors adapters wrap (with %w) so that the API answers with the right
+// code: ErrNotFound 404 "not_found", ErrInvalidState 409 "invalid_state".
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrInvalidState = errors.New("not allowed in the current state")
+)
+
+// FenceAction is what POST /v1/fence/{node} asks for.
+type FenceAction string
+
+// The fence actions.
+const (
+	// FenceOff powers the node off and keeps it off until unfenced.
+	FenceOff FenceAction = "off"
+	// FenceReboot fences the node, then unfences it once the fence is
+	// confirmed.
+	FenceReboot FenceAction = "reboot"
+	// FenceOn unfences a fenced (or failed) node: powers it on again.
+	FenceOn FenceAction = "on"
+)
+
+// Fencing is the cluster's fencing coordinator as the API uses it. Fence
+// and Unfence return a *NotLeaderError on a node that is not the leader,
+// an error wrapping ErrNotFound for a node that is not a fencing target
+// and one wrapping ErrInvalidState for a request the coordinator refuses
+// (fencing this node itself, a disabled source).
+type Fencing interface {
+	// Nodes lists the fencing targets, sorted.
+	Nodes() []string
+	// View returns a node's replicated fencing phase with a live power
+	// read-back (it may do I/O; ctx bounds it).
+	View(ctx context.Context, node string) (FenceNodeView, error)
+	// Fence records an operator's fence of node (off or reboot) in the
+	// cluster log; the leader then carries it out. requester is the
+	// authenticated identity.
+	Fence(ctx context.Context, node string, action FenceAction, requester, reason string) (FenceOutcome, error)
+	// Unfence records an operator's request to power a fenced node on.
+	Unfence(ctx context.Context, node, requester, reason string) (FenceOutcome, error)
+}
+
+// Workflows is the hot-swap workflow coordinator as the API uses it.
+// Extract, Override, Abort and Retry return a *NotLeaderError on a node
+// that is not the leader, errors wrapping ErrNotFound for an unknown
+// workflow and ErrInvalidState for a refused step (a workflow already in
+// flight for the FRU, an override of a workflow whose wipe did not fail).
+type Workflows interface {
+	// List returns every workflow the replicated state holds (in flight
+	// and recently finished), oldest first; no I/O.
+	List() []WorkflowView
+	// Get returns one workflow; no I/O.
+	Get(id string) (WorkflowView, bool)
+	// Extract starts an operator-forced extraction of the FRU of res and
+	// returns the workflow's ID.
+	Extract(ctx context.Context, res hpi.RPTEntry, actor, reason string) (string, error)
+	// Override lets a workflow whose wipe failed deactivate the FRU
+	// anyway (admin only; reason is required and recorded).
+	Override(ctx context.Context, id, actor, reason string) error
+	// Abort ends a workflow.
+	Abort(ctx context.Context, id, actor, reason string) error
+	// Retry starts the next attempt of a refused step or failed wipe.
+	Retry(ctx context.Context, id, actor string) error
+}
+
+// EraseCertificates is the store of signed secure-erase certificates.
+type EraseCertificates interface {
+	// CertificateIDs lists the stored certificates' IDs, sorted.
+	CertificateIDs() ([]string, error)
+	// Certificate returns the signed certificate as JSON, unchanged, so
+	// that a client can verify its signature with the node's public key;
+	// an error wrapping ErrNotFound when there is none with that ID.
+	Certificate(id string) ([]byte, error)
 }

@@ -5,6 +5,26 @@
 // stream, an OpenAPI 3.1 description at /v1/openapi.json and Prometheus
 // metrics at /metrics.
 //
+// It also serves the cluster's coordination: the cluster status
+// (/v1/cluster), fencing of cluster nodes (/v1/fence, the contract of
+// cmd/fence_hpiagent), the hot-swap workflows (/v1/workflows, forced
+// extraction, override, abort, retry) and the signed secure-erase
+// certificates (/v1/erase-certificates). Each is behind a small interface
+// in Deps (ClusterStatus, Fencing, Workflows, EraseCertificates); a nil one
+// makes its routes answer 501 "not_configured". Package api/adapt adapts
+// the daemon's components to them.
+//
+// # Leadership
+//
+// Fence requests and workflow actions are decisions of the cluster leader
+// holding quorum. On any other node they answer 503 "not_leader" with the
+// leader's name in error.leader (when one is known); the client retries
+// there. The API does not forward them itself: forwarding would make the
+// node act on the leader with its own identity, and the operator's
+// certificate would no longer be what the leader authorizes and audits.
+// Reads (GET /v1/fence, /v1/workflows) answer on every member from the
+// replicated state.
+//
 // # Transport and identity
 //
 // The server speaks TLS 1.3 only and requires a client certificate signed by
@@ -26,7 +46,14 @@
 // # Roles
 //
 // Roles grant permissions; the one table is rolePermissions in rbac.go (see [Permissions]), and every
-// route names the permission it needs ([Routes]). Writing a control needs
+// route names the permission it needs ([Routes]). Fencing (POST
+// /v1/fence/{node}) needs "fence" (fencer, admin); reading fence state is
+// "read", so a fence agent with the fencer role can run status, list and
+// monitor. Forced extraction, abort and retry of a workflow need "hotswap"
+// (operator, admin); overriding a workflow's wipe guard needs "override"
+// (admin only) and a reason. Erase certificates need "erase_certificates"
+// (operator, diagnostics, admin): they name media and serial numbers a
+// viewer has no need for. Writing a control needs
 // the permission of the control's kind: an LED needs "led", a control that
 // powers, resets or activates a FRU needs "power", "reset" or "hotswap",
 // any other control "control" (admin only).

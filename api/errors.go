@@ -29,6 +29,8 @@ const (
 	CodeUnavailable      = "unavailable"            // 503: a needed component is not configured
 	CodeTimeout          = "timeout"                // 504: the action did not complete in time
 	CodeInternal         = "internal"               // 500
+	CodeNotConfigured    = "not_configured"         // 501: the feature (cluster, fencing, workflows, erase certificates) is not set up on this node
+	CodeNotLeader        = "not_leader"             // 503: only the cluster leader decides this; the body names the leader when known
 )
 
 // ErrorCodes returns every error code with its HTTP status; the OpenAPI
@@ -53,6 +55,8 @@ var errorStatus = map[string]int{
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeTimeout:          http.StatusGatewayTimeout,
 	CodeInternal:         http.StatusInternalServerError,
+	CodeNotConfigured:    http.StatusNotImplemented,
+	CodeNotLeader:        http.StatusServiceUnavailable,
 }
 
 // apiError is an error with its code; the message is safe to show the
@@ -60,6 +64,9 @@ var errorStatus = map[string]int{
 type apiError struct {
 	code string
 	msg  string
+	// leader and leaderAPI name the cluster leader and its API endpoint
+	// for CodeNotLeader.
+	leader, leaderAPI string
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.msg }
@@ -76,14 +83,29 @@ type ErrorDetail struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id"`
+	// Leader names the cluster leader with a "not_leader" error (when one
+	// is known): the client retries the call there.
+	Leader string `json:"leader,omitempty"`
+	// LeaderAPI is the leader's API endpoint with a "not_leader" error,
+	// when this node knows it.
+	LeaderAPI string `json:"leader_api,omitempty"`
 }
 
 // classify maps an error of the model or the hardware to an API error.
 func classify(err error) *apiError {
-	var ae *apiError
+	var (
+		ae *apiError
+		nl *NotLeaderError
+	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &nl):
+		return &apiError{code: CodeNotLeader, msg: nl.Error(), leader: nl.Leader, leaderAPI: nl.LeaderAPI}
+	case errors.Is(err, ErrNotFound):
+		return newErr(CodeNotFound, err.Error())
+	case errors.Is(err, ErrInvalidState):
+		return newErr(CodeInvalidState, err.Error())
 	case errors.Is(err, hpi.ErrInvalidResource), errors.Is(err, hpi.ErrNotPresent):
 		return newErr(CodeNotFound, err.Error())
 	case errors.Is(err, hpi.ErrInvalidRequest):

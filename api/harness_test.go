@@ -42,9 +42,16 @@ type harness struct {
 	aud    *apitest.Auditor
 	srv    *api.Server
 	clk    *clock
+	cl     *apitest.Cluster
+	fen    *apitest.Fencing
+	wfs    *apitest.Workflows
+	certs  *apitest.EraseCertificates
 	blade  hpi.ResourceID
 	blade2 hpi.ResourceID
 }
+
+// testCertID is the ID of the erase certificate the harness stores.
+const testCertID = "0123456789abcdef0123456789abcdef"
 
 func identity(name string) string { return "hpiagent://client/" + name }
 
@@ -87,7 +94,25 @@ func newHarnessLog(t *testing.T, logSize int, mod func(*api.Config, *api.Deps)) 
 		},
 		RateLimit: 1e6, RateBurst: 1e6, Now: h.clk.now,
 	}
-	deps := api.Deps{Domain: h.dom, Hardware: h.hw, Auditor: h.aud}
+	h.cl = &apitest.Cluster{View: api.ClusterView{Node: "node-a", Leader: "node-a", State: "leader", Term: 3, LastIndex: 42,
+		CommitIndex: 42, AppliedIndex: 42, Quorum: true, Members: []api.ClusterMemberView{
+			{Name: "node-a", Address: "10.0.0.1:7946", State: "alive", Verified: true, Voter: true, Self: true},
+			{Name: "node-b", Address: "10.0.0.2:7946", State: "suspect", Verified: true, Voter: true},
+		}}}
+	h.fen = &apitest.Fencing{Views: map[string]api.FenceNodeView{
+		"node-b": {Node: "node-b", Phase: "idle", Power: "on"},
+		"node-c": {Node: "node-c", Phase: "fenced", Power: "off", Fence: &api.FenceOpView{ID: "op-0", Action: "off", Source: "member-dead", Done: true}},
+	}}
+	h.wfs = &apitest.Workflows{WFs: map[string]api.WorkflowView{
+		"wf-1": {ID: "wf-1", Kind: "extraction", FRU: api.FRUView{Entity: apitest.BladePath(5).String(), Shelf: "shelf1", IPMB: 0x82},
+			Phase: "wiping", Active: true, Attempt: 1, Required: []string{"node-a", "node-b"}, WipeError: "verify failed", StartIndex: 10},
+		"wf-2": {ID: "wf-2", Kind: "insertion", FRU: api.FRUView{Entity: apitest.BladePath(6).String(), Shelf: "shelf1", IPMB: 0x84},
+			Phase: "done", Outcome: "activated", Required: []string{"node-a"}, StartIndex: 5},
+	}}
+	h.certs = &apitest.EraseCertificates{Certs: map[string][]byte{
+		testCertID: []byte(`{"id":"` + testCertID + `","fru":"{SYSTEM_BOARD,5}","node":"node-a","target":"/dev/sdb","outcome":"success","signature":{"algorithm":"ed25519","key_id":"abcd","value":"AAAA"}}`),
+	}}
+	deps := api.Deps{Domain: h.dom, Hardware: h.hw, Auditor: h.aud, Cluster: h.cl, Fencing: h.fen, Workflows: h.wfs, EraseCertificates: h.certs}
 	if mod != nil {
 		mod(&cfg, &deps)
 	}

@@ -110,19 +110,23 @@ func TestControlPermission(t *testing.T) {
 // TestRolePermissionsMatrix spells out the access matrix once more so
 // that a change of the access matrix is a deliberate one.
 func TestRolePermissionsMatrix(t *testing.T) {
-	all := []Permission{PermRead, PermHotSwap, PermLED, PermAlarmAck, PermPower, PermReset, PermControl, PermDiagnostics}
+	all := []Permission{PermRead, PermHotSwap, PermLED, PermAlarmAck, PermPower, PermReset, PermControl, PermDiagnostics, PermFence, PermOverride, PermEraseCerts}
+	const letters = "rhlapzcdfoe"
 	want := map[Role]string{ // one letter per permission in the order of all
-		RoleViewer:      "r-------",
-		RoleOperator:    "rhla----",
-		RoleFencer:      "r---pz--",
-		RoleDiagnostics: "r------d",
-		RoleAdmin:       "rhlapzcd",
+		RoleViewer:      "r----------",
+		RoleOperator:    "rhla------e",
+		RoleFencer:      "r---pz--f--",
+		RoleDiagnostics: "r------d--e",
+		RoleAdmin:       "rhlapzcdfoe",
+	}
+	if !slices.Equal(all, allPermissions) {
+		t.Errorf("allPermissions %v, want %v", allPermissions, all)
 	}
 	for _, role := range AllRoles() {
 		var b strings.Builder
 		for i, p := range all {
 			if allowed([]Role{role}, p) {
-				b.WriteByte("rhlapzcd"[i])
+				b.WriteByte(letters[i])
 			} else {
 				b.WriteByte('-')
 			}
@@ -293,4 +297,58 @@ func TestLimiter(t *testing.T) {
 			t.Fatalf("step %d: %d limiters kept, want at most 2", i, len(s.limiters))
 		}
 	}
+}
+
+// FuzzCertSummary feeds arbitrary stored certificates to the summary
+// decoder: never a panic, and a summary without error names the ID asked
+// for.
+func FuzzCertSummary(f *testing.F) {
+	const id = "0123456789abcdef0123456789abcdef"
+	for _, s := range []string{
+		`{"id":"` + id + `","fru":"{SYSTEM_BOARD,5}","node":"a","target":"/dev/sdb","outcome":"success","completed":"2026-11-23T10:00:00Z","signature":{"algorithm":"ed25519","key_id":"ab","value":"AAAA"}}`,
+		`{"id":"` + id + `"}`, `{"id":"other"}`, `{"id":"` + id + `","completed":"yesterday"}`, `{"id":"` + id + `","signature":null}`,
+		`[]`, `null`, ``, `{`, `{"id":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := certSummary(id, b)
+		if s.ID != id {
+			t.Fatalf("summary of %s names %q", id, s.ID)
+		}
+		if _, err := json.Marshal(s); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzWorkflowRequest feeds arbitrary bodies to the optional-body decoder
+// and the reason check: never a panic; an accepted reason is bounded and
+// free of control characters.
+func FuzzWorkflowRequest(f *testing.F) {
+	for _, s := range []string{`{"reason":"disk destroyed"}`, ``, `  `, `{}`, `{"reason":"a\nb"}`, `{"reason":1}`, `{"x":1}`, `{"reason":"r"} {}`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		r.Body = http.MaxBytesReader(w, r.Body, 1024)
+		var req WorkflowRequest
+		if err := decodeOptional(&call{w: w, r: r}, &req); err != nil {
+			if _, ok := err.(*apiError); !ok {
+				t.Fatalf("decode error %T %v is not an API error", err, err)
+			}
+			return
+		}
+		reason, err := checkReason(req.Reason)
+		if err != nil {
+			if _, ok := err.(*apiError); !ok {
+				t.Fatalf("reason error %T %v is not an API error", err, err)
+			}
+			return
+		}
+		if len(reason) > maxReasonLen || strings.ContainsFunc(reason, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Fatalf("reason %q accepted", reason)
+		}
+	})
 }

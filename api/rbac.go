@@ -15,15 +15,19 @@ const (
 	// RoleViewer reads everything: resources, sensors, logs, alarms, events,
 	// metrics.
 	RoleViewer Role = "viewer"
-	// RoleOperator reads, runs hot-swap actions, sets LEDs and acknowledges
-	// alarms.
+	// RoleOperator reads, runs hot-swap actions and workflows (forced
+	// extraction, abort, retry), sets LEDs, acknowledges alarms and reads
+	// erase certificates.
 	RoleOperator Role = "operator"
-	// RoleFencer reads and controls power and reset (what a fence agent
-	// needs: status, off, on, cycle).
+	// RoleFencer reads, controls power and reset and fences and unfences
+	// cluster nodes (what a fence agent needs: status, list, off, on,
+	// reboot).
 	RoleFencer Role = "fencer"
-	// RoleAdmin may do everything.
+	// RoleAdmin may do everything, and is the only role that may override
+	// a hot-swap workflow's wipe guard.
 	RoleAdmin Role = "admin"
-	// RoleDiagnostics reads and collects diagnostics (dumps, logs).
+	// RoleDiagnostics reads, collects diagnostics (dumps, logs) and reads
+	// erase certificates.
 	RoleDiagnostics Role = "diagnostics"
 )
 
@@ -56,6 +60,16 @@ const (
 	PermControl Permission = "control"
 	// PermDiagnostics collects dumps and logs.
 	PermDiagnostics Permission = "diagnostics"
+	// PermFence fences and unfences cluster nodes (POST /v1/fence/{node}).
+	PermFence Permission = "fence"
+	// PermOverride overrides a hot-swap workflow's wipe guard: the FRU
+	// leaves without a verified wipe. Admin only.
+	PermOverride Permission = "override"
+	// PermEraseCerts reads secure-erase certificates. They name media
+	// (model, serial number), FRUs and nodes, which a viewer (dashboards,
+	// monitoring) has no need for; operators, who extract FRUs, and
+	// diagnostics, who collect evidence, do.
+	PermEraseCerts Permission = "erase_certificates"
 	// PermAnyControl is held by whoever holds any permission that writes
 	// some kind of control; the control's kind then decides.
 	PermAnyControl Permission = "led|hotswap|power|reset|control"
@@ -64,19 +78,22 @@ const (
 // rolePermissions is the access matrix: the permissions each role grants.
 // Roles add up; an identity with several roles has the union.
 //
-//	            read hotswap led alarm_ack power reset control diagnostics
+//	            read hotswap led alarm_ack power reset control diagnostics fence override erase_certificates
 //	viewer       x
-//	operator     x     x      x     x
-//	fencer       x                          x     x
-//	diagnostics  x                                                 x
-//	admin        x     x      x     x       x     x      x         x
+//	operator     x     x      x     x                                                          x
+//	fencer       x                          x     x                         x
+//	diagnostics  x                                                 x                           x
+//	admin        x     x      x     x       x     x      x         x        x      x           x
 var rolePermissions = map[Role][]Permission{
 	RoleViewer:      {PermRead},
-	RoleOperator:    {PermRead, PermHotSwap, PermLED, PermAlarmAck},
-	RoleFencer:      {PermRead, PermPower, PermReset},
-	RoleDiagnostics: {PermRead, PermDiagnostics},
-	RoleAdmin:       {PermRead, PermHotSwap, PermLED, PermAlarmAck, PermPower, PermReset, PermControl, PermDiagnostics},
+	RoleOperator:    {PermRead, PermHotSwap, PermLED, PermAlarmAck, PermEraseCerts},
+	RoleFencer:      {PermRead, PermPower, PermReset, PermFence},
+	RoleDiagnostics: {PermRead, PermDiagnostics, PermEraseCerts},
+	RoleAdmin:       {PermRead, PermHotSwap, PermLED, PermAlarmAck, PermPower, PermReset, PermControl, PermDiagnostics, PermFence, PermOverride, PermEraseCerts},
 }
+
+// allPermissions lists every permission in a fixed order (whoami).
+var allPermissions = []Permission{PermRead, PermHotSwap, PermLED, PermAlarmAck, PermPower, PermReset, PermControl, PermDiagnostics, PermFence, PermOverride, PermEraseCerts}
 
 // Permissions returns the permissions role grants (none for an unknown
 // role).

@@ -66,6 +66,19 @@ var routeTable = []route{
 	{"GET", "/v1/alarms", PermRead, false, "alarms.list", (*Server).getAlarms},
 	{"POST", "/v1/alarms/{id}/ack", PermAlarmAck, true, "alarm.ack", (*Server).postAlarmAck},
 	{"GET", "/v1/events", PermRead, false, "events.stream", (*Server).getEvents},
+	{"GET", "/v1/resources/{id}/sensors", PermRead, false, "sensors.list", (*Server).getSensors},
+	{"GET", "/v1/cluster", PermRead, false, "cluster.get", (*Server).getCluster},
+	{"GET", "/v1/fence", PermRead, false, "fence.list", (*Server).getFenceList},
+	{"GET", "/v1/fence/{node}", PermRead, false, "fence.get", (*Server).getFence},
+	{"POST", "/v1/fence/{node}", PermFence, true, "fence.action", (*Server).postFence},
+	{"GET", "/v1/workflows", PermRead, false, "workflows.list", (*Server).getWorkflows},
+	{"GET", "/v1/workflows/{id}", PermRead, false, "workflow.get", (*Server).getWorkflow},
+	{"POST", "/v1/resources/{id}/extract", PermHotSwap, true, "workflow.extract", (*Server).postExtract},
+	{"POST", "/v1/workflows/{id}/override", PermOverride, true, "workflow.override", (*Server).postOverride},
+	{"POST", "/v1/workflows/{id}/abort", PermHotSwap, true, "workflow.abort", (*Server).postAbort},
+	{"POST", "/v1/workflows/{id}/retry", PermHotSwap, true, "workflow.retry", (*Server).postRetry},
+	{"GET", "/v1/erase-certificates", PermEraseCerts, false, "erase_certificates.list", (*Server).getEraseCerts},
+	{"GET", "/v1/erase-certificates/{id}", PermEraseCerts, false, "erase_certificate.get", (*Server).getEraseCert},
 }
 
 // matchesPath reports whether p matches the route's path pattern.
@@ -180,7 +193,7 @@ func (s *Server) getWhoami(c *call) (any, error) {
 	if out.Roles == nil {
 		out.Roles = []Role{}
 	}
-	for _, p := range []Permission{PermRead, PermHotSwap, PermLED, PermAlarmAck, PermPower, PermReset, PermControl, PermDiagnostics} {
+	for _, p := range allPermissions {
 		if allowed(c.roles, p) {
 			out.Permissions = append(out.Permissions, p)
 		}
@@ -243,9 +256,40 @@ func (s *Server) getSensor(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, ok, err := s.domain.SensorValue(e.ResourceID, num)
+	return s.sensorView(e, rdr)
+}
+
+// getSensors reads every sensor of a resource, in RDR order.
+func (s *Server) getSensors(c *call) (any, error) {
+	e, err := s.resource(c)
 	if err != nil {
 		return nil, err
+	}
+	rdrs, err := s.domain.RDRs(e.ResourceID)
+	if err != nil {
+		return nil, err
+	}
+	out := []SensorView{}
+	for _, r := range rdrs {
+		if r.Type != hpi.SensorRDR {
+			continue
+		}
+		v, err := s.sensorView(e, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// sensorView is the current reading (and thresholds, when known) of the
+// sensor rdr of resource e.
+func (s *Server) sensorView(e hpi.RPTEntry, rdr hpi.RDR) (SensorView, error) {
+	num := rdr.Num()
+	v, ok, err := s.domain.SensorValue(e.ResourceID, num)
+	if err != nil {
+		return SensorView{}, err
 	}
 	out := SensorView{ResourceID: uint32(e.ResourceID), Num: num, Name: rdr.IDString, EntityPath: e.EntityPath.String()}
 	if len(rdr.Entity) > 0 {
@@ -263,7 +307,7 @@ func (s *Server) getSensor(c *call) (any, error) {
 	if s.thr != nil {
 		t, tok, err := s.thr.SensorThresholds(e.ResourceID, num)
 		if err != nil {
-			return nil, err
+			return SensorView{}, err
 		}
 		if tok {
 			tv := thresholdsView(t)

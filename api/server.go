@@ -33,6 +33,10 @@ type Server struct {
 	auditor Auditor
 	health  HealthSource
 	thr     ThresholdReader
+	cluster ClusterStatus
+	fencing Fencing
+	wf      Workflows
+	certs   EraseCertificates
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
@@ -72,6 +76,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, tls: tc, domain: deps.Domain, hw: deps.Hardware, auditor: deps.Auditor,
 		health: deps.Health, thr: deps.Thresholds, log: cfg.Logger,
+		cluster: deps.Cluster, fencing: deps.Fencing, wf: deps.Workflows, certs: deps.EraseCertificates,
 		limiters: map[string]*list.Element{}, lru: list.New(),
 		streamsByID: map[string]int{}, streamSubs: map[*hpi.Subscription]struct{}{},
 	}
@@ -170,6 +175,10 @@ func (c *call) roleNames() []string {
 // handled is returned by handlers that wrote the answer themselves.
 type handled struct{}
 
+// accepted is returned by handlers whose action was recorded and goes on
+// after the answer (202 Accepted with v as the body).
+type accepted struct{ v any }
+
 func newRequestID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -242,6 +251,9 @@ func (s *Server) serveCall(c *call) int {
 	}
 	if _, ok := res.(handled); ok {
 		return http.StatusOK
+	}
+	if a, ok := res.(accepted); ok {
+		return s.writeJSON(c, http.StatusAccepted, a.v)
 	}
 	return s.writeJSON(c, http.StatusOK, res)
 }
@@ -318,7 +330,7 @@ func (s *Server) writeError(c *call, e *apiError) int {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	s.writeJSON(c, status, ErrorBody{Error: ErrorDetail{Code: e.code, Message: e.msg, RequestID: c.reqID}})
+	s.writeJSON(c, status, ErrorBody{Error: ErrorDetail{Code: e.code, Message: e.msg, RequestID: c.reqID, Leader: e.leader, LeaderAPI: e.leaderAPI}})
 	return status
 }
 

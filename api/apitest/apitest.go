@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -306,3 +307,218 @@ var ErrInjected = errors.New("injected failure")
 
 var _ api.Hardware = (*Hardware)(nil)
 var _ api.Auditor = (*Auditor)(nil)
+
+// Cluster is a fixed cluster status.
+type Cluster struct{ View api.ClusterView }
+
+// ClusterStatus implements api.ClusterStatus.
+func (c *Cluster) ClusterStatus() api.ClusterView { return c.View }
+
+// CoordCall is one call recorded by Fencing or Workflows.
+type CoordCall struct {
+	Op, Target, Actor, Arg string
+}
+
+// Fencing is a fencing coordinator stand-in: nodes with a phase and a
+// power state; Fence and Unfence record the call and move the phase.
+// NotLeader, when set, makes every request answer *api.NotLeaderError
+// naming it.
+type Fencing struct {
+	mu        sync.Mutex
+	Views     map[string]api.FenceNodeView
+	NotLeader string
+	// NotLeaderAPI is the leader's API endpoint given with NotLeader.
+	NotLeaderAPI string
+	calls        []CoordCall
+	n            int
+}
+
+// Calls returns the recorded requests.
+func (f *Fencing) Calls() []CoordCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]CoordCall(nil), f.calls...)
+}
+
+// Nodes implements api.Fencing.
+func (f *Fencing) Nodes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n := range f.Views {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// View implements api.Fencing.
+func (f *Fencing) View(_ context.Context, node string) (api.FenceNodeView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.Views[node]
+	if !ok {
+		return v, fmt.Errorf("node %s: %w", node, api.ErrNotFound)
+	}
+	return v, nil
+}
+
+func (f *Fencing) request(op, node, requester, arg string, phase string) (api.FenceOutcome, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.NotLeader != "" {
+		return api.FenceOutcome{}, &api.NotLeaderError{Leader: f.NotLeader, LeaderAPI: f.NotLeaderAPI}
+	}
+	v, ok := f.Views[node]
+	if !ok {
+		return api.FenceOutcome{}, fmt.Errorf("fencing %s: %w", node, api.ErrNotFound)
+	}
+	f.calls = append(f.calls, CoordCall{Op: op, Target: node, Actor: requester, Arg: arg})
+	f.n++
+	id := fmt.Sprintf("op-%d", f.n)
+	v.Phase = phase
+	if op == "Fence" {
+		v.Fence = &api.FenceOpView{ID: id, Action: arg, Source: "operator"}
+	}
+	f.Views[node] = v
+	return api.FenceOutcome{Op: id, Phase: phase, Accepted: true}, nil
+}
+
+// Fence implements api.Fencing.
+func (f *Fencing) Fence(_ context.Context, node string, a api.FenceAction, requester, _ string) (api.FenceOutcome, error) {
+	return f.request("Fence", node, requester, string(a), "fencing")
+}
+
+// Unfence implements api.Fencing.
+func (f *Fencing) Unfence(_ context.Context, node, requester, _ string) (api.FenceOutcome, error) {
+	return f.request("Unfence", node, requester, "on", "unfencing")
+}
+
+// Workflows is a workflow coordinator stand-in over a map of workflows.
+// Extract starts a "forced" workflow for the resource's entity path (it
+// does not refuse a second one); Override is refused (ErrInvalidState) unless the workflow has a
+// WipeError. NotLeader as in Fencing.
+type Workflows struct {
+	mu        sync.Mutex
+	WFs       map[string]api.WorkflowView
+	NotLeader string
+	// NotLeaderAPI is the leader's API endpoint given with NotLeader.
+	NotLeaderAPI string
+	calls        []CoordCall
+	n            int
+}
+
+// Calls returns the recorded requests.
+func (w *Workflows) Calls() []CoordCall {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]CoordCall(nil), w.calls...)
+}
+
+// List implements api.Workflows.
+func (w *Workflows) List() []api.WorkflowView {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := []api.WorkflowView{}
+	for _, v := range w.WFs {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b api.WorkflowView) int { return int(a.StartIndex) - int(b.StartIndex) })
+	return out
+}
+
+// Get implements api.Workflows.
+func (w *Workflows) Get(id string) (api.WorkflowView, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v, ok := w.WFs[id]
+	return v, ok
+}
+
+// Extract implements api.Workflows.
+func (w *Workflows) Extract(_ context.Context, res hpi.RPTEntry, actor, reason string) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.NotLeader != "" {
+		return "", &api.NotLeaderError{Leader: w.NotLeader, LeaderAPI: w.NotLeaderAPI}
+	}
+	ent := res.EntityPath.String()
+	w.calls = append(w.calls, CoordCall{Op: "Extract", Target: ent, Actor: actor, Arg: reason})
+	w.n++
+	id := fmt.Sprintf("wf-new-%d", w.n)
+	if w.WFs == nil {
+		w.WFs = map[string]api.WorkflowView{}
+	}
+	w.WFs[id] = api.WorkflowView{ID: id, Kind: "forced", FRU: api.FRUView{Entity: ent}, Phase: "holding", Active: true,
+		Attempt: 1, Actor: actor, Required: []string{}, StartIndex: uint64(100 + w.n)}
+	return id, nil
+}
+
+func (w *Workflows) op(op, id, actor, arg string, f func(*api.WorkflowView) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.NotLeader != "" {
+		return &api.NotLeaderError{Leader: w.NotLeader, LeaderAPI: w.NotLeaderAPI}
+	}
+	v, ok := w.WFs[id]
+	if !ok {
+		return fmt.Errorf("workflow %s: %w", id, api.ErrNotFound)
+	}
+	if err := f(&v); err != nil {
+		return err
+	}
+	w.calls = append(w.calls, CoordCall{Op: op, Target: id, Actor: actor, Arg: arg})
+	w.WFs[id] = v
+	return nil
+}
+
+// Override implements api.Workflows.
+func (w *Workflows) Override(_ context.Context, id, actor, reason string) error {
+	return w.op("Override", id, actor, reason, func(v *api.WorkflowView) error {
+		if v.WipeError == "" {
+			return fmt.Errorf("override of workflow %s: the wipe did not fail: %w", id, api.ErrInvalidState)
+		}
+		v.Override = &api.WorkflowOverrideView{Actor: actor, Reason: reason}
+		return nil
+	})
+}
+
+// Abort implements api.Workflows.
+func (w *Workflows) Abort(_ context.Context, id, actor, reason string) error {
+	return w.op("Abort", id, actor, reason, func(v *api.WorkflowView) error {
+		v.Active, v.Phase, v.Outcome, v.Reason = false, "done", "aborted", reason
+		return nil
+	})
+}
+
+// Retry implements api.Workflows.
+func (w *Workflows) Retry(_ context.Context, id, actor string) error {
+	return w.op("Retry", id, actor, "", func(v *api.WorkflowView) error {
+		v.Attempt++
+		return nil
+	})
+}
+
+// EraseCertificates is an in-memory certificate store: ID → stored JSON.
+type EraseCertificates struct {
+	Certs map[string][]byte
+}
+
+// CertificateIDs implements api.EraseCertificates.
+func (e *EraseCertificates) CertificateIDs() ([]string, error) {
+	var out []string
+	for id := range e.Certs {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Certificate implements api.EraseCertificates.
+func (e *EraseCertificates) Certificate(id string) ([]byte, error) {
+	b, ok := e.Certs[id]
+	if !ok {
+		return nil, fmt.Errorf("certificate %s: %w", id, api.ErrNotFound)
+	}
+	return b, nil
+}

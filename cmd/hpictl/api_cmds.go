@@ -142,52 +142,52 @@ func cmdSensors(ctx context.Context, a *app, inv *invocation) error {
 			}
 		}
 	}
-	type job struct {
-		res string
-		num uint32
+	// One request per resource; a few in flight: fast, and well within
+	// the agent's rate limit.
+	type perResource struct {
+		sensors []apiclient.Sensor
+		err     error
 	}
-	var jobs []job
-	for _, id := range ids {
-		rdrs, err := c.RDRs(ctx, id)
-		if err != nil {
-			var ae *apiclient.APIError
-			if len(ids) > 1 && errors.As(err, &ae) && (ae.Code == "capability" || ae.Status == http.StatusNotFound) {
-				continue // gone or without RDRs since the listing
-			}
-			return err
-		}
-		for _, r := range rdrs {
-			if r.Sensor != nil {
-				jobs = append(jobs, job{id, r.Num})
-			}
-		}
-	}
-	// A few reads in flight: fast, and well within the agent's rate limit.
-	results := make([]sensorResult, len(jobs))
+	got := make([]perResource, len(ids))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
-	for i, j := range jobs {
+	for i, id := range ids {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			s, err := c.Sensor(ctx, j.res, j.num)
-			results[i] = sensorResult{Num: j.num}
-			if err != nil {
-				results[i].Error = err.Error()
-				return
-			}
-			results[i].Resource, results[i].Sensor = s.ResourceID, &s
+			got[i].sensors, got[i].err = c.Sensors(ctx, id)
 		})
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var results []sensorResult
+	var resOf []string // the resource argument of each result
+	for i, g := range got {
+		if g.err != nil {
+			var ae *apiclient.APIError
+			if len(ids) > 1 && errors.As(g.err, &ae) && (ae.Code == "capability" || ae.Status == http.StatusNotFound) {
+				continue // gone or without RDRs since the listing
+			}
+			if len(ids) == 1 {
+				return g.err
+			}
+			results = append(results, sensorResult{Error: g.err.Error()})
+			resOf = append(resOf, ids[i])
+			continue
+		}
+		for j := range g.sensors {
+			s := g.sensors[j]
+			results = append(results, sensorResult{Resource: s.ResourceID, Num: s.Num, Sensor: &s})
+			resOf = append(resOf, ids[i])
+		}
+	}
 	failed := 0
 	for i := range results {
 		if results[i].Error != "" {
 			failed++
-			if n, err := strconv.ParseUint(jobs[i].res, 10, 32); err == nil {
+			if n, err := strconv.ParseUint(resOf[i], 10, 32); err == nil {
 				results[i].Resource = uint32(n)
 			}
 		}
@@ -222,7 +222,7 @@ func cmdSensors(ctx context.Context, a *app, inv *invocation) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d sensors could not be read", failed, len(results))
+		return fmt.Errorf("the sensors of %d of %d resources could not be read", failed, len(ids))
 	}
 	return nil
 }

@@ -39,6 +39,13 @@ type realAgent struct {
 
 func startRealAgent(t *testing.T) *realAgent {
 	t.Helper()
+	return startRealAgentWith(t, nil)
+}
+
+// startRealAgentWith is startRealAgent with mod applied to the deps; it
+// also issues an "admin" client certificate with the admin role.
+func startRealAgentWith(t *testing.T, mod func(*api.Deps)) *realAgent {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.NewCA("lab", 24*time.Hour)
 	if err != nil {
@@ -52,6 +59,7 @@ func startRealAgent(t *testing.T) *realAgent {
 		{Name: "ops", Kind: pki.KindClient, Validity: time.Hour},
 		{Name: "viewer", Kind: pki.KindClient, Validity: time.Hour},
 		{Name: "nobody", Kind: pki.KindClient, Validity: time.Hour},
+		{Name: "admin", Kind: pki.KindClient, Validity: time.Hour},
 	} {
 		c, err := ca.Issue(req)
 		if err != nil {
@@ -71,6 +79,10 @@ func startRealAgent(t *testing.T) *realAgent {
 	if ra.blade, err = apitest.AddBlade(ra.dom, 5, 41.5); err != nil {
 		t.Fatal(err)
 	}
+	deps := api.Deps{Domain: ra.dom, Hardware: ra.hw, Auditor: auditLog{al}}
+	if mod != nil {
+		mod(&deps)
+	}
 	srv, err := api.New(api.Config{
 		CertFile: pki.CertFile(dir, "agent"), KeyFile: pki.KeyFile(dir, "agent"),
 		ClientCAFile: filepath.Join(dir, pki.CACertFile),
@@ -78,9 +90,10 @@ func startRealAgent(t *testing.T) *realAgent {
 		Roles: map[string][]api.Role{
 			"hpiagent://client/ops":    {api.RoleOperator},
 			"hpiagent://client/viewer": {api.RoleViewer},
+			"hpiagent://client/admin":  {api.RoleAdmin},
 		},
 		RateLimit: 1000, RateBurst: 1000, KeepAlive: time.Second,
-	}, api.Deps{Domain: ra.dom, Hardware: ra.hw, Auditor: auditLog{al}})
+	}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +233,15 @@ func TestShapesMatchServer(t *testing.T) {
 		{apiclient.Gap{}, api.GapView{}},
 		{apiclient.StreamReset{}, api.StreamResetView{}},
 		{apiclient.ErrorBody{}, api.ErrorBody{}},
+		{apiclient.Cluster{}, api.ClusterView{}},
+		{apiclient.FenceNode{}, api.FenceNodeView{}},
+		{apiclient.FenceList{}, api.FenceListView{}},
+		{apiclient.FenceRequest{}, api.FenceRequest{}},
+		{apiclient.FenceOutcome{}, api.FenceOutcome{}},
+		{apiclient.Workflow{}, api.WorkflowView{}},
+		{apiclient.WorkflowRequest{}, api.WorkflowRequest{}},
+		{apiclient.WorkflowStarted{}, api.WorkflowStarted{}},
+		{apiclient.EraseCertificateSummary{}, api.EraseCertificateSummary{}},
 	}
 	for _, p := range pairs {
 		ct, st := reflect.TypeOf(p.client), reflect.TypeOf(p.server)

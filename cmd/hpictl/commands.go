@@ -33,6 +33,10 @@ type opts struct {
 	follow bool
 	after  uint64
 	limit  int
+	// workflows and certificates
+	reason string
+	verify bool
+	pubkey string
 	// pki
 	name, kind, caName string
 	dns, ips, anchors  stringList
@@ -107,6 +111,24 @@ func init() {
 			fs.BoolVar(&o.follow, "follow", false, "keep streaming (reconnects after a drop, never prints an event twice)")
 			fs.Uint64Var(&o.after, "after", 0, "start after this event ID (default: all logged events; with --follow: from now)")
 		}},
+		{name: "cluster", summary: "show the cluster: members, leader, term, quorum", api: true, run: cmdCluster},
+		{name: "fence", args: "[<node> [off|on|reboot]] [--reason <text>]", summary: "list the fencing targets, show one, or fence (off, reboot) or unfence (on) a node (fencer)", api: true, maxArgs: 2,
+			run: cmdFence, flags: reasonFlag("why (recorded)")},
+		{name: "workflows", summary: "list the hot-swap workflows", api: true, run: cmdWorkflows},
+		{name: "workflow", args: "<workflow-id>", summary: "show one hot-swap workflow", api: true, minArgs: 1, maxArgs: 1, run: cmdWorkflow},
+		{name: "extract", args: "<id|entity-path> [--reason <text>]", summary: "start a forced extraction of a FRU (revoke, wipe, deactivate)", api: true, minArgs: 1, maxArgs: 1, run: cmdExtract,
+			flags: reasonFlag("why (recorded)")},
+		{name: "override", args: "<workflow-id> --reason <text>", summary: "let a FRU whose wipe failed leave without a verified wipe (admin)", api: true, minArgs: 1, maxArgs: 1,
+			run: workflowAction("override", true), flags: reasonFlag("why (required; recorded in the audit and cluster logs)")},
+		{name: "abort", args: "<workflow-id> [--reason <text>]", summary: "abort a hot-swap workflow", api: true, minArgs: 1, maxArgs: 1,
+			run: workflowAction("abort", false), flags: reasonFlag("why (recorded)")},
+		{name: "retry", args: "<workflow-id>", summary: "retry a refused step or failed wipe of a workflow", api: true, minArgs: 1, maxArgs: 1, run: workflowAction("retry", false)},
+		{name: "certs", summary: "list the secure-erase certificates", api: true, run: cmdCerts},
+		{name: "cert", args: "<certificate-id> [--verify --pubkey <file>]", summary: "show a secure-erase certificate; with --verify, check its signature", api: true, minArgs: 1, maxArgs: 1, run: cmdCert,
+			flags: func(fs *flag.FlagSet, o *opts) {
+				fs.BoolVar(&o.verify, "verify", false, "verify the certificate's signature (exit 1 when it does not verify)")
+				fs.StringVar(&o.pubkey, "pubkey", "", "the node's public key (PEM PUBLIC KEY or CERTIFICATE) for --verify")
+			}},
 		{name: "whoami", summary: "show the identity, roles and permissions the agent sees", api: true, run: cmdWhoAmI},
 		{name: "openapi", summary: "print the API's OpenAPI document", api: true, run: cmdOpenAPI},
 		{name: "config", summary: "show the connection settings in effect and where each comes from", api: true, run: cmdConfig},
@@ -125,6 +147,10 @@ func init() {
 				fs.DurationVar(&o.validity, "validity", 0, "validity (default: CA 10 years, certificates 1 year)")
 			}},
 	}
+}
+
+func reasonFlag(usage string) func(fs *flag.FlagSet, o *opts) {
+	return func(fs *flag.FlagSet, o *opts) { fs.StringVar(&o.reason, "reason", "", usage) }
 }
 
 func findCommand(name string) *command {

@@ -104,7 +104,16 @@ func startMimic(t *testing.T, p *labPKI) *mimic {
 		id, _ := pki.Identity(r.TLS.PeerCertificates[0])
 		reply(w, apiclient.WhoAmI{Identity: id, Roles: []string{"operator"}, Permissions: []string{"read", "hotswap"}})
 	})
-	mux.HandleFunc("GET /v1/resources", func(w http.ResponseWriter, r *http.Request) { reply(w, []apiclient.Resource{shm, blade}) })
+	broken := apiclient.Resource{ID: 7, EntityPath: "{SYSTEM_CHASSIS,1}{PHYSICAL_SLOT,7}", Tag: "Blade 7", Capabilities: []string{"RESOURCE", "RDR", "SENSOR"}, Severity: "OK"}
+	mux.HandleFunc("GET /v1/resources", func(w http.ResponseWriter, r *http.Request) { reply(w, []apiclient.Resource{shm, blade, broken}) })
+	mux.HandleFunc("GET /v1/resources/{id}/sensors", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") == "3" {
+			reply(w, []apiclient.Sensor{{ResourceID: 3, Num: 4, Name: "Temp CPU", Units: "DEGREES_C",
+				Reading: &apiclient.Reading{Supported: true, Type: "FLOAT64", Value: 41.5}, EventState: 0x0001, Timestamp: &ts}})
+			return
+		}
+		apiErr(w, 502, "hardware_error", "shelf manager unreachable")
+	})
 	mux.HandleFunc("GET /v1/resources/{id}", func(w http.ResponseWriter, r *http.Request) {
 		switch r.PathValue("id") {
 		case "3", blade.EntityPath:
@@ -246,7 +255,8 @@ func TestCommandsAgainstMimic(t *testing.T) {
 		{"events without follow", []string{"events"}, 0, []string{"17"}, nil, request{Method: "GET", Path: "/v1/eventlog"}},
 		{"openapi", []string{"openapi"}, 0, []string{`"openapi": "3.1.0"`}, nil, request{Method: "GET", Path: "/v1/openapi.json"}},
 		{"json output", []string{"hotswap", "3", "--json"}, 0, []string{`"m_state": "M4"`}, nil, request{Method: "GET", Path: "/v1/resources/3/hotswap"}},
-		{"sensors with a failing one", []string{"sensors"}, ExitError, []string{"Temp CPU", "41.5", "error: not_found"}, []string{"1 of 2 sensors"}, request{}},
+		{"sensors of one resource", []string{"sensors", "3"}, 0, []string{"Temp CPU", "41.5"}, nil, request{Method: "GET", Path: "/v1/resources/3/sensors"}},
+		{"sensors with a failing resource", []string{"sensors"}, ExitError, []string{"Temp CPU", "41.5", "error: hardware_error"}, []string{"1 of 2 resources"}, request{}},
 		{"unknown command", []string{"frobnicate"}, ExitUsage, nil, []string{"unknown command"}, request{}},
 		{"missing argument", []string{"rdrs"}, ExitUsage, nil, []string{"want arguments"}, request{}},
 	}

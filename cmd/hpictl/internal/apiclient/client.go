@@ -170,6 +170,9 @@ type APIError struct {
 	RequestID string
 	// RetryAfter is the server's Retry-After, when given.
 	RetryAfter time.Duration
+	// Leader names the cluster leader with a "not_leader" error, when
+	// known: the call should be made there, at LeaderAPI when given.
+	Leader, LeaderAPI string
 }
 
 func (e *APIError) Error() string {
@@ -181,6 +184,13 @@ func (e *APIError) Error() string {
 	}
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
+	}
+	if e.Leader != "" {
+		b.WriteString(" [retry on the leader " + e.Leader)
+		if e.LeaderAPI != "" {
+			b.WriteString(" at " + e.LeaderAPI)
+		}
+		b.WriteString("]")
 	}
 	if e.RequestID != "" {
 		b.WriteString(" (request " + e.RequestID + ")")
@@ -199,7 +209,7 @@ func errorFromResponse(resp *http.Response) *APIError {
 	}
 	var eb ErrorBody
 	if err := json.Unmarshal(body, &eb); err == nil && eb.Error.Code != "" {
-		e.Code, e.Message = eb.Error.Code, eb.Error.Message
+		e.Code, e.Message, e.Leader, e.LeaderAPI = eb.Error.Code, eb.Error.Message, eb.Error.Leader, eb.Error.LeaderAPI
 		if eb.Error.RequestID != "" {
 			e.RequestID = eb.Error.RequestID
 		}
@@ -312,6 +322,18 @@ func ControlPath(id string, num uint32) string {
 	return ResourcePath(id, "/controls/"+strconv.FormatUint(uint64(num), 10))
 }
 
+// SensorsPath is /v1/resources/{id}/sensors.
+func SensorsPath(id string) string { return ResourcePath(id, "/sensors") }
+
+// WorkflowPath is /v1/workflows/{id} with sub appended ("", "/abort", ...).
+func WorkflowPath(id, sub string) string { return "/v1/workflows/" + url.PathEscape(id) + sub }
+
+// FencePath is /v1/fence/{node}.
+func FencePath(node string) string { return "/v1/fence/" + url.PathEscape(node) }
+
+// EraseCertificatePath is /v1/erase-certificates/{id}.
+func EraseCertificatePath(id string) string { return "/v1/erase-certificates/" + url.PathEscape(id) }
+
 // AlarmAckPath is /v1/alarms/{id}/ack.
 func AlarmAckPath(id uint32) string {
 	return "/v1/alarms/" + strconv.FormatUint(uint64(id), 10) + "/ack"
@@ -346,6 +368,13 @@ func (c *Client) Resources(ctx context.Context) ([]Resource, error) {
 func (c *Client) RDRs(ctx context.Context, id string) ([]RDR, error) {
 	var out []RDR
 	_, err := c.Call(ctx, http.MethodGet, ResourcePath(id, "/rdrs"), nil, &out)
+	return out, err
+}
+
+// Sensors reads every sensor of a resource in one request.
+func (c *Client) Sensors(ctx context.Context, id string) ([]Sensor, error) {
+	var out []Sensor
+	_, err := c.Call(ctx, http.MethodGet, SensorsPath(id), nil, &out)
 	return out, err
 }
 

@@ -328,7 +328,131 @@ type ErrorBody struct {
 		Code      string `json:"code"`
 		Message   string `json:"message"`
 		RequestID string `json:"request_id"`
+		Leader    string `json:"leader,omitempty"`
+		LeaderAPI string `json:"leader_api,omitempty"`
 	} `json:"error"`
+}
+
+// Cluster is GET /v1/cluster.
+type Cluster struct {
+	Node         string          `json:"node"`
+	Leader       string          `json:"leader"`
+	State        string          `json:"state"`
+	Term         uint64          `json:"term"`
+	LastIndex    uint64          `json:"last_index"`
+	CommitIndex  uint64          `json:"commit_index"`
+	AppliedIndex uint64          `json:"applied_index"`
+	Quorum       bool            `json:"quorum"`
+	Members      []ClusterMember `json:"members"`
+}
+
+// ClusterMember is one member of the cluster.
+type ClusterMember struct {
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	State    string `json:"state"`
+	Verified bool   `json:"verified"`
+	Voter    bool   `json:"voter"`
+	Self     bool   `json:"self,omitempty"`
+}
+
+// FenceNode is GET /v1/fence/{node}.
+type FenceNode struct {
+	Node  string   `json:"node"`
+	Phase string   `json:"phase"`
+	Power string   `json:"power"`
+	Fence *FenceOp `json:"fence,omitempty"`
+}
+
+// FenceOp is a fence operation.
+type FenceOp struct {
+	ID     string `json:"id"`
+	Action string `json:"action"`
+	Source string `json:"source"`
+	Done   bool   `json:"done"`
+	Failed bool   `json:"failed"`
+	Error  string `json:"error,omitempty"`
+}
+
+// FenceList is GET /v1/fence.
+type FenceList struct {
+	Nodes []FenceNode `json:"nodes"`
+}
+
+// FenceRequest is the body of POST /v1/fence/{node}.
+type FenceRequest struct {
+	Action string `json:"action"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// FenceOutcome is the answer of POST /v1/fence/{node}.
+type FenceOutcome struct {
+	Node     string `json:"node"`
+	Op       string `json:"op"`
+	Phase    string `json:"phase"`
+	Accepted bool   `json:"accepted"`
+	Note     string `json:"note,omitempty"`
+}
+
+// Workflow is one hot-swap workflow (GET /v1/workflows, /v1/workflows/{id}).
+type Workflow struct {
+	ID          string            `json:"id"`
+	Kind        string            `json:"kind"`
+	FRU         FRU               `json:"fru"`
+	Phase       string            `json:"phase"`
+	Active      bool              `json:"active"`
+	Attempt     int               `json:"attempt"`
+	Actor       string            `json:"actor,omitempty"`
+	Required    []string          `json:"required"`
+	Applied     map[string]string `json:"applied,omitempty"`
+	Refused     map[string]string `json:"refused,omitempty"`
+	Revoked     map[string]string `json:"revoked,omitempty"`
+	Certificate string            `json:"certificate,omitempty"`
+	WipeError   string            `json:"wipe_error,omitempty"`
+	Override    *WorkflowOverride `json:"override,omitempty"`
+	Alarm       string            `json:"alarm,omitempty"`
+	Outcome     string            `json:"outcome,omitempty"`
+	Reason      string            `json:"reason,omitempty"`
+	StartIndex  uint64            `json:"start_index"`
+	EndIndex    uint64            `json:"end_index,omitempty"`
+	LastIndex   uint64            `json:"last_index"`
+}
+
+// FRU names the FRU of a workflow.
+type FRU struct {
+	Entity string `json:"entity"`
+	Shelf  string `json:"shelf"`
+	IPMB   uint8  `json:"ipmb"`
+	ID     uint8  `json:"id"`
+}
+
+// WorkflowOverride records an override of a failed wipe.
+type WorkflowOverride struct {
+	Actor  string `json:"actor"`
+	Reason string `json:"reason"`
+	Index  uint64 `json:"index"`
+}
+
+// WorkflowRequest is the body of the workflow actions.
+type WorkflowRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// WorkflowStarted is the answer of POST /v1/resources/{id}/extract.
+type WorkflowStarted struct {
+	Workflow string `json:"workflow"`
+}
+
+// EraseCertificateSummary is an element of GET /v1/erase-certificates.
+type EraseCertificateSummary struct {
+	ID        string     `json:"id"`
+	FRU       string     `json:"fru"`
+	Node      string     `json:"node"`
+	Target    string     `json:"target"`
+	Outcome   string     `json:"outcome"`
+	Completed *time.Time `json:"completed,omitempty"`
+	KeyID     string     `json:"key_id,omitempty"`
+	Error     string     `json:"error,omitempty"`
 }
 
 // RawJSON is an undecoded answer (for --json output).

@@ -23,6 +23,11 @@ type agent struct {
 	out   io.Writer
 	errw  io.Writer
 	debug *os.File
+	// leader is the API endpoint of the cluster leader once an agent that
+	// is not the leader named it (a "not_leader" answer); later calls go
+	// there, over mutual TLS with the same certificates, so the leader
+	// authenticates the requester itself.
+	leader string
 }
 
 func (a *agent) openDebug() {
@@ -119,7 +124,36 @@ func (a *agent) validate(needPlugForAction bool) (*http.Client, error) {
 }
 
 func (a *agent) base() string {
+	if a.leader != "" {
+		return a.leader
+	}
 	return "https://" + net.JoinHostPort(a.o.get("ip"), a.o.get("ipport"))
+}
+
+// followLeader switches the agent to the leader's API endpoint named in a
+// "not_leader" answer. It refuses anything but an https URL with a host,
+// and only switches once: a leader that is not the leader either is an
+// error, not a loop.
+func (a *agent) followLeader(c *http.Client, e *apiError) bool {
+	if e.code != "not_leader" || e.leaderAPI == "" || a.leader != "" {
+		return false
+	}
+	u, err := url.Parse(e.leaderAPI)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
+		a.logf("ignoring leader endpoint %q: not an https://host:port URL", e.leaderAPI)
+		return false
+	}
+	tr, ok := c.Transport.(*http.Transport)
+	if !ok || tr.TLSClientConfig == nil {
+		return false
+	}
+	// The leader's certificate must name the host we dial.
+	tr.TLSClientConfig = tr.TLSClientConfig.Clone()
+	tr.TLSClientConfig.ServerName = u.Hostname()
+	tr.CloseIdleConnections()
+	a.leader = "https://" + u.Host
+	a.logf("not the leader; following leader %s at %s", e.leader, a.leader)
+	return true
 }
 
 // fenceState is GET /v1/fence/{node}.
@@ -137,15 +171,29 @@ type fenceState struct {
 }
 
 type apiError struct {
-	status int
-	msg    string
+	status    int
+	msg       string
+	code      string // the API's stable error code, if it sent one
+	leader    string // with "not_leader": the leader's node name
+	leaderAPI string // with "not_leader": the leader's API endpoint
 }
 
 func (e *apiError) Error() string {
 	return fmt.Sprintf("hpiagent API answered %d: %s", e.status, e.msg)
 }
 
+// call does one API request; when the agent asked is not the cluster
+// leader and names the leader's endpoint, the request is repeated there.
 func (a *agent) call(ctx context.Context, c *http.Client, method, path string, body, into any) error {
+	err := a.call1(ctx, c, method, path, body, into)
+	var e *apiError
+	if errors.As(err, &e) && a.followLeader(c, e) {
+		return a.call1(ctx, c, method, path, body, into)
+	}
+	return err
+}
+
+func (a *agent) call1(ctx context.Context, c *http.Client, method, path string, body, into any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -174,17 +222,32 @@ func (a *agent) call(ctx context.Context, c *http.Client, method, path string, b
 	}
 	a.logf("-> %d %s", resp.StatusCode, strings.TrimSpace(string(data)))
 	if resp.StatusCode/100 != 2 {
+		ae := &apiError{status: resp.StatusCode, msg: strings.TrimSpace(string(data))}
+		// The API answers {"error":{"code","message","request_id",...}};
+		// a plain {"error":"..."} is accepted too.
 		var e struct {
-			Error string `json:"error"`
+			Error json.RawMessage `json:"error"`
 		}
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
+		if json.Unmarshal(data, &e) == nil && len(e.Error) > 0 {
+			var detail struct {
+				Code      string `json:"code"`
+				Message   string `json:"message"`
+				Leader    string `json:"leader"`
+				LeaderAPI string `json:"leader_api"`
+			}
+			var text string
+			switch {
+			case json.Unmarshal(e.Error, &detail) == nil && detail.Code != "":
+				ae.code, ae.leader, ae.leaderAPI = detail.Code, detail.Leader, detail.LeaderAPI
+				ae.msg = detail.Code + ": " + detail.Message
+			case json.Unmarshal(e.Error, &text) == nil && text != "":
+				ae.msg = text
+			}
 		}
-		if len(msg) > 300 {
-			msg = msg[:300]
+		if len(ae.msg) > 300 {
+			ae.msg = ae.msg[:300]
 		}
-		return &apiError{status: resp.StatusCode, msg: msg}
+		return ae
 	}
 	if into != nil {
 		if err := json.Unmarshal(data, into); err != nil {

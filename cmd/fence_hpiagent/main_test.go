@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -487,4 +488,63 @@ func TestBinaryLikePacemaker(t *testing.T) {
 	if code := exitOf(exec.Command(bin, "-o", "dance").Run()); code != 1 {
 		t.Fatalf("unknown action exit %d", code)
 	}
+}
+
+// TestFollowsLeader: Pacemaker may point the agent at any member's API;
+// a member that is not the cluster leader answers "not_leader" with the
+// leader's endpoint, and the agent repeats the request there over mutual
+// TLS (the leader authenticates the requester itself). Only an https
+// endpoint is followed, and only once.
+func TestFollowsLeader(t *testing.T) {
+	e := startEnv(t)
+	follower := func(leaderAPI string) (*httptest.Server, *atomic.Int64) {
+		var hits atomic.Int64
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"error":{"code":"not_leader","message":"this node is not the cluster leader","request_id":"r1","leader":"node-a","leader_api":%q}}`, leaderAPI)
+		}))
+		srv.TLS = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{e.p.serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: e.p.caPool}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv, &hits
+	}
+	stdinFor := func(srv *httptest.Server, action, plug string) string {
+		host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+		return strings.NewReplacer("ipaddr="+e.host+"\n", "ipaddr="+host+"\n", "ipport="+e.port+"\n", "ipport="+port+"\n").Replace(e.stdin(action, plug))
+	}
+
+	f, hits := follower(e.srv.URL)
+	if code, out, errOut := runAgent(t, stdinFor(f, "off", "node1")); code != exitOK || !strings.Contains(out, "Success: Powered OFF") {
+		t.Fatalf("off through a follower: exit %d out %q err %q", code, out, errOut)
+	}
+	if l, _ := e.shelf.PowerLevel(e.nodes["node1"]); l != 0 {
+		t.Fatalf("node1 power level %d after a fence through a follower", l)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the follower was asked %d times, want once (then the leader)", n)
+	}
+	if code, out, _ := runAgent(t, stdinFor(f, "status", "node1")); code != exitOff || !strings.Contains(out, "Status: OFF") {
+		t.Fatalf("status through a follower: exit %d out %q", code, out)
+	}
+
+	// A plain-HTTP leader endpoint is never followed.
+	plain, plainHits := follower("http://" + e.srv.Listener.Addr().String())
+	if code, _, errOut := runAgent(t, stdinFor(plain, "status", "node2")); code != exitError || !strings.Contains(errOut, "not_leader") {
+		t.Fatalf("http leader endpoint: exit %d err %q", code, errOut)
+	}
+	if n := plainHits.Load(); n != 1 {
+		t.Errorf("follower with an http leader asked %d times", n)
+	}
+
+	// Two followers naming each other: followed once, then an error.
+	var second *httptest.Server
+	loopA, loopHits := follower("placeholder")
+	second, _ = follower(loopA.URL)
+	loopA.Config.Handler = second.Config.Handler
+	if code, _, errOut := runAgent(t, stdinFor(loopA, "status", "node2")); code != exitError || !strings.Contains(errOut, "not_leader") {
+		t.Fatalf("followers naming each other: exit %d err %q", code, errOut)
+	}
+	_ = loopHits
 }

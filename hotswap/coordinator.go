@@ -412,10 +412,22 @@ func (c *Coordinator) RunEvents(ctx context.Context, sub *hpi.Subscription, reso
 func (c *Coordinator) Run(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.PollInterval)
 	defer t.Stop()
+	// A step that proposed entries usually makes the next step possible
+	// (acks in → activate): step again at once rather than a poll interval
+	// later, but at most maxEager times in a row so a step that keeps
+	// proposing cannot spin.
+	const maxEager = 16
+	eager := 0
 	for {
-		if _, err := c.Step(ctx); err != nil && ctx.Err() == nil {
+		progress, err := c.Step(ctx)
+		if err != nil && ctx.Err() == nil {
 			c.log.Warn("hot-swap step failed", "err", err)
 		}
+		if progress && err == nil && eager < maxEager && ctx.Err() == nil {
+			eager++
+			continue
+		}
+		eager = 0
 		select {
 		case <-ctx.Done():
 			c.wg.Wait()

@@ -471,6 +471,13 @@ type ApplyOptions struct {
 	Previous []hpi.ResourceID
 	// Now is the time of the observations; time.Now() when zero.
 	Now time.Time
+	// Rediscovery says the domain already holds this shelf from an earlier
+	// Apply. A FRU resource that appears in a rediscovery was inserted
+	// since (or its controller came back): its first M-state is observed
+	// as a transition from M0, so the domain emits NOT_PRESENT → its state
+	// and hot-swap workflows see the insertion. In the first discovery the
+	// states are initial and emit nothing.
+	Rediscovery bool
 }
 
 // ApplyResult says what Apply did.
@@ -501,6 +508,7 @@ func Apply(snap *Snapshot, d *hpi.Domain, opts ApplyOptions) (ApplyResult, error
 	resources, err := Model(snap, opts.ModelOptions)
 	errs := []error{err}
 	for _, r := range resources {
+		_, existed := d.ResourceByPath(r.Entry.EntityPath)
 		id, err := d.UpsertResource(r.Entry, r.RDRs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("applying %s FRU %d: %w", r.MC, r.FRU.ID, err))
@@ -515,7 +523,11 @@ func Apply(snap *Snapshot, d *hpi.Domain, opts ApplyOptions) (ApplyResult, error
 			}
 			res.Intents = append(res.Intents, intents...)
 		case r.HasMState:
-			_, intents, err := d.ObserveMState(id, hpi.MStateUnknown, r.MState, hpi.HsCauseUnknown, now)
+			prev := hpi.MStateUnknown
+			if opts.Rediscovery && !existed && r.MState != hpi.M0 {
+				prev = hpi.M0
+			}
+			_, intents, err := d.ObserveMState(id, prev, r.MState, hpi.HsCauseUnknown, now)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("observing the M-state of %s FRU %d: %w", r.MC, r.FRU.ID, err))
 			}

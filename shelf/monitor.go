@@ -362,12 +362,13 @@ func (m *Monitor) discover(ctx context.Context) error {
 	m.noteOK()
 	m.mu.Lock()
 	var prev []hpi.ResourceID
-	if m.idx != nil {
+	rediscovery := m.idx != nil
+	if rediscovery {
 		prev = m.idx.resources
 	}
 	m.mu.Unlock()
 	now := m.cfg.Now()
-	res, applyErr := Apply(snap, m.d, ApplyOptions{ModelOptions: m.cfg.Model, Previous: prev, Now: now})
+	res, applyErr := Apply(snap, m.d, ApplyOptions{ModelOptions: m.cfg.Model, Previous: prev, Now: now, Rediscovery: rediscovery})
 	if applyErr != nil {
 		m.log.Warn("parts of the shelf could not be modelled", "err", applyErr)
 	}

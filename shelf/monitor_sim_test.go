@@ -276,6 +276,16 @@ func TestMonitorRediscoversInsertedBoard(t *testing.T) {
 	if len(hs) == 0 || hs[len(hs)-1].HotSwapState != hpi.HsStateActive {
 		t.Fatalf("hot-swap events of the new board: %+v", hs)
 	}
+	// The insertion itself is an event (what starts a hot-swap workflow):
+	// the chain begins at NOT_PRESENT and every step continues the last.
+	if hs[0].PreviousHotSwapState != hpi.HsStateNotPresent {
+		t.Fatalf("first hot-swap event of the inserted board %+v, want one from NOT_PRESENT; all: %+v", hs[0], hs)
+	}
+	for i := 1; i < len(hs); i++ {
+		if hs[i].PreviousHotSwapState != hs[i-1].HotSwapState {
+			t.Fatalf("hot-swap events of the inserted board do not chain: %+v", hs)
+		}
+	}
 
 	// Surprise removal: M0, the repository shrinks, the resource goes.
 	if err := sh.Remove(newBoard); err != nil {

@@ -35,6 +35,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,6 +109,9 @@ type Cluster struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+	// incarnation is random per New: peers tell a restart of this node
+	// from the same process still answering after it announced leaving.
+	incarnation string
 }
 
 // New checks cfg and prepares a node; nothing listens until Start.
@@ -128,6 +133,12 @@ func New(cfg Config) (*Cluster, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.handlers[methodHello] = c.handleHello
 	c.handlers[methodKeyring] = c.handleKeyring
+	c.handlers[methodLeaving] = c.handleLeaving
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("cluster: incarnation: %w", err)
+	}
+	c.incarnation = hex.EncodeToString(nonce[:])
 	return c, nil
 }
 
@@ -418,12 +429,44 @@ func (c *Cluster) Close() error { return c.shutdown(true) }
 // the others detect it as dead. For tests and for a node that fences itself.
 func (c *Cluster) Kill() error { return c.shutdown(false) }
 
+// announceLeaving tells every verified member over mutual TLS that this
+// node is stopping gracefully, before it leaves gossip: a member that then
+// finds it gone reports it as left, not dead, so a clean stop (an upgrade,
+// a reboot by the operator) is never fenced. Gossip's own leave message
+// can be lost; this one is acknowledged. Best effort, bounded in time.
+func (c *Cluster) announceLeaving() {
+	c.mu.Lock()
+	var peers []string
+	for name, m := range c.members {
+		if m.verified {
+			peers = append(peers, name)
+		}
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RPCTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Call(ctx, p, methodLeaving, leavingReq{Incarnation: c.incarnation}, nil); err != nil {
+				c.log.Warn("cluster: could not tell a member this node is leaving", "member", p, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 func (c *Cluster) shutdown(leave bool) error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
 		var errs []error
+		if leave {
+			c.announceLeaving()
+		}
 		if c.ml != nil {
 			if leave {
 				if err := c.ml.Leave(time.Second); err != nil {

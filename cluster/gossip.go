@@ -120,6 +120,10 @@ type member struct {
 	verified  bool
 	busy      bool      // a verification or confirmation is running
 	announced EventKind // last event sent; "" none yet
+	// leaving is the incarnation that announced a graceful stop; until
+	// the member answers with another incarnation (it restarted), its
+	// disappearance is a leave, not a death.
+	leaving string
 }
 
 type workKind int
@@ -132,12 +136,14 @@ const (
 	workVerifyFailed
 	workConfirmed // dead confirmed
 	workRefuted   // dead refuted: it answered
+	workLeaving   // the member announced a graceful stop over mutual TLS
 )
 
 type memberWork struct {
-	kind workKind
-	node string
-	addr string
+	kind        workKind
+	node        string
+	addr        string
+	incarnation string // workVerified, workLeaving
 }
 
 // gossipDelegate implements memberlist's Alive, Merge, Event and Conflict
@@ -329,8 +335,22 @@ func (c *Cluster) handleWork(w memberWork) {
 		}
 	case workDead:
 		m.state = StateDead
+		if m.leaving != "" {
+			// It said it was stopping: gone is a leave.
+			if m.verified {
+				m.verified = false
+				emit = EventLeave
+			}
+			break
+		}
 		if m.verified && !m.busy {
 			start(c.confirmDead)
+		}
+	case workLeaving:
+		m.leaving = w.incarnation
+		if m.verified {
+			m.verified = false
+			emit = EventLeave
 		}
 	case workLeft:
 		m.state = StateLeft
@@ -343,6 +363,12 @@ func (c *Cluster) handleWork(w memberWork) {
 		if m.state != StateAlive {
 			break
 		}
+		if m.leaving != "" {
+			if w.incarnation == m.leaving {
+				break // the stopping process still answers: not back
+			}
+			m.leaving = "" // restarted
+		}
 		m.verified = true
 		switch m.announced {
 		case "":
@@ -354,7 +380,12 @@ func (c *Cluster) handleWork(w memberWork) {
 		m.busy = false
 	case workConfirmed:
 		m.busy = false
-		if m.state == StateDead {
+		if m.state == StateDead && m.leaving != "" {
+			if m.verified {
+				m.verified = false
+				emit = EventLeave
+			}
+		} else if m.state == StateDead {
 			m.verified = false
 			emit = EventDead
 		} else if m.state == StateAlive && !m.verified {
@@ -385,15 +416,15 @@ func (c *Cluster) emit(e MemberEvent) {
 
 // hello asks node over mutual TLS who it is; the TLS dial already checks
 // the certificate identity against node.
-func (c *Cluster) hello(ctx context.Context, node string) error {
+func (c *Cluster) hello(ctx context.Context, node string) (incarnation string, err error) {
 	var resp helloResp
 	if err := c.Call(ctx, node, methodHello, helloReq{From: c.cfg.NodeName}, &resp); err != nil {
-		return err
+		return "", err
 	}
 	if resp.Node != node {
-		return fmt.Errorf("node at the address of %q says it is %q", node, resp.Node)
+		return "", fmt.Errorf("node at the address of %q says it is %q", node, resp.Node)
 	}
-	return nil
+	return resp.Incarnation, nil
 }
 
 // verify binds a gossip member to its certificate, retrying while the
@@ -402,10 +433,10 @@ func (c *Cluster) verify(node string) {
 	backoff := 200 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.HandshakeTimeout)
-		err := c.hello(ctx, node)
+		inc, err := c.hello(ctx, node)
 		cancel()
 		if err == nil {
-			c.post(memberWork{kind: workVerified, node: node})
+			c.post(memberWork{kind: workVerified, node: node, incarnation: inc})
 			return
 		}
 		c.cnt.verifyFailed.Add(1)
@@ -431,7 +462,7 @@ func (c *Cluster) verify(node string) {
 // confirmDead dials a member memberlist declared dead once over mutual TLS.
 func (c *Cluster) confirmDead(node string) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.HandshakeTimeout)
-	err := c.hello(ctx, node)
+	_, err := c.hello(ctx, node)
 	cancel()
 	if c.ctx.Err() != nil {
 		return

@@ -31,6 +31,7 @@ const (
 	maxRPCBody    = 1 << 20
 	methodHello   = "cluster.hello"
 	methodKeyring = "cluster.keyring"
+	methodLeaving = "cluster.leaving"
 )
 
 type rpcEnvelope struct {
@@ -214,8 +215,30 @@ type helloReq struct {
 
 type helloResp struct {
 	Node string `json:"node"`
+	// Incarnation is random per start of the node: a node that announced
+	// it was leaving and answers again with the same incarnation has not
+	// restarted.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 func (c *Cluster) handleHello(ctx context.Context, from string, req json.RawMessage) (any, error) {
-	return helloResp{Node: c.cfg.NodeName}, nil
+	return helloResp{Node: c.cfg.NodeName, Incarnation: c.incarnation}, nil
+}
+
+// leavingReq announces a graceful stop of the calling node (its identity
+// comes from its certificate, so a node can only announce itself).
+type leavingReq struct {
+	Incarnation string `json:"incarnation"`
+}
+
+func (c *Cluster) handleLeaving(ctx context.Context, from string, req json.RawMessage) (any, error) {
+	var r leavingReq
+	if err := json.Unmarshal(req, &r); err != nil || r.Incarnation == "" {
+		return nil, fmt.Errorf("leaving announcement of %q: malformed", from)
+	}
+	if _, ok := c.cfg.node(from); !ok || from == c.cfg.NodeName {
+		return nil, fmt.Errorf("leaving announcement of %q: not another listed node", from)
+	}
+	c.post(memberWork{kind: workLeaving, node: from, incarnation: r.Incarnation})
+	return struct{}{}, nil
 }

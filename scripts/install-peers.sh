@@ -20,6 +20,7 @@ command -v cryptsetup   >/dev/null || need+=(cryptsetup-bin)
 command -v mkfs.ext4    >/dev/null || need+=(e2fsprogs)
 command -v losetup      >/dev/null || need+=(mount)
 command -v ip           >/dev/null || need+=(iproute2)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v openhpid     >/dev/null || need+=(openhpid openhpi-clients openhpi-plugin-ipmidirect)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""

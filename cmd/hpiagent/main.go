@@ -1,12 +1,30 @@
 // Command hpiagent is the per-blade hardware platform agent of an ATCA
 // shelf: it talks RMCP+ to the shelf managers and, through them, to the
-// blade controllers.
+// blade controllers, keeps an HPI domain of the shelves, and serves it over
+// a mutual-TLS API.
 //
 // Usage:
 //
 //	hpiagent demo                 run against an embedded simulated shelf
-//	hpiagent run -config FILE     monitor the shelves of a configuration
+//	hpiagent run -config FILE     the agent (under systemd: Type=notify)
+//	hpiagent check -config FILE   check a configuration file
 //	hpiagent sensors [flags]      read every sensor of one shelf once
+//
+// `run` builds one hpi.Domain, one shelf.Monitor per configured shelf
+// manager (each over its own RMCP+ session, under its own chassis entity
+// path), the PET trap receiver when configured (traps go to the Monitor
+// of the shelf whose trap sources include the sender), the audit log and
+// the API, whose hardware actions go to the Monitor that owns the
+// resource. Under systemd it speaks the notify protocol: READY=1 once the
+// API listens and every shelf was discovered (or after 30 s), STATUS=
+// with shelf and resource counts, WATCHDOG=1 at half WatchdogSec= while
+// its health checks pass, RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM.
+// It logs to the journal in its native protocol when stderr is the
+// journal, else as text to stderr. SIGHUP re-reads the configuration and
+// applies the log level (and, where the components allow it, poll
+// intervals, the role map and the API certificate) without touching the
+// domain or its subscriptions; a configuration with an error, or with a
+// change that needs a restart, is refused and the running one stays.
 package main
 
 import (
@@ -14,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,7 +41,8 @@ const usage = `usage: hpiagent <command> [flags]
 
 commands:
   demo       run the agent against an embedded simulated ATCA shelf
-  run        monitor the shelves named in a configuration file
+  run        the agent: monitor the configured shelves, serve the API
+  check      check a configuration file (and, with -secrets, its secrets)
   sensors    read every sensor of one shelf manager once and print them
   version    print the version
 
@@ -51,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "run":
 		err = cmdRun(ctx, args[1:], stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout, stderr)
 	case "sensors":
 		err = cmdSensors(ctx, args[1:], stdout, stderr)
 	case "version":
@@ -74,11 +94,3 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // errUsage reports a command-line error already explained to the user.
 var errUsage = errors.New("usage")
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}

@@ -27,6 +27,7 @@ func cmdSensors(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	user := fs.String("user", "", "IPMI user name")
 	passFile := fs.String("password-file", "", "`file` holding the password (mode 0600 or stricter)")
 	passCred := fs.String("password-credential", "", "systemd credential `name` holding the password")
+	passPrompt := fs.Bool("password-prompt", false, "ask for the password on the terminal")
 	suites := fs.String("cipher-suites", "17,3", "allowed RMCP+ cipher suites in order of preference (only 17 and 3)")
 	cache := fs.String("sdr-cache", "", "SDR cache `file`; reused while the shelf's SDR repository is unchanged")
 	cacheAge := fs.Duration("sdr-cache-max-age", 10*time.Minute, "longest use of the SDR cache for a shelf manager that does not timestamp its repository")
@@ -42,7 +43,7 @@ func cmdSensors(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errUsage
 	}
-	sc := ShelfConfig{Name: *addr, Address: *addr, Username: *user, Password: SecretRef{File: *passFile, Credential: *passCred}}
+	sc := ShelfConfig{Name: "command-line", Address: *addr, Username: *user, Password: SecretRef{File: *passFile, Credential: *passCred, Prompt: *passPrompt}}
 	for _, f := range strings.Split(*suites, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
@@ -56,7 +57,11 @@ func cmdSensors(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	sess, err := dialShelf(ctx, cfg.Shelves[0], newLogger(stderr, "warn"))
+	pw, err := (&SecretReader{Prompt: TerminalPrompt(os.Stdin, stderr)}).Read(cfg.Shelves[0].Password)
+	if err != nil {
+		return fmt.Errorf("password: %w", err)
+	}
+	sess, err := dialShelf(ctx, cfg.Shelves[0], pw, newLogger(stderr, "warn"))
 	if err != nil {
 		return err
 	}
@@ -79,11 +84,7 @@ func cmdSensors(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // dialShelf opens an RMCP+ session to the shelf manager of sc.
-func dialShelf(ctx context.Context, sc ShelfConfig, log *slog.Logger) (*rmcpp.Session, error) {
-	pw, err := ReadSecret(sc.Password, os.LookupEnv)
-	if err != nil {
-		return nil, fmt.Errorf("shelf %s: password: %w", sc.Name, err)
-	}
+func dialShelf(ctx context.Context, sc ShelfConfig, pw []byte, log *slog.Logger) (*rmcpp.Session, error) {
 	s, err := rmcpp.Dial(ctx, rmcpp.Config{
 		Addr:           sc.Address,
 		Username:       sc.Username,

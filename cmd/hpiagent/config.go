@@ -258,9 +258,12 @@ type DomainConfig struct {
 	// EventLogCapacity is the number of entries of the domain event log.
 	// Default: 1024. Takes effect at start only (a reload keeps the log).
 	EventLogCapacity int `yaml:"event_log_capacity"`
-	// EventLogOverflow is drop (new entries are dropped when full, the
-	// HPI default, keeping the oldest evidence) or overwrite (the oldest
-	// entry goes). Default: drop.
+	// EventLogOverflow is overwrite (the oldest entry goes when the log is
+	// full) or drop (new entries are dropped, the HPI default, keeping the
+	// oldest evidence). Default: overwrite, because the API's event stream
+	// resumes from the event log: with drop, a long-running agent whose
+	// log filled up could no longer replay what a reconnecting client
+	// missed (it would be told of a gap every time).
 	EventLogOverflow string `yaml:"event_log_overflow"`
 }
 
@@ -427,7 +430,7 @@ func (c *Config) setDefaultsAndValidate() error {
 	}
 	switch c.Domain.EventLogOverflow {
 	case "":
-		c.Domain.EventLogOverflow = "drop"
+		c.Domain.EventLogOverflow = "overwrite"
 	case "drop", "overwrite":
 	default:
 		return c.errAt("domain.event_log_overflow", "%q is not drop or overwrite", c.Domain.EventLogOverflow)

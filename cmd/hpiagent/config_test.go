@@ -37,7 +37,7 @@ shelves:
 	if c.API.Listen != "" || c.PET.Listen != "" {
 		t.Errorf("API or PET on by default: %+v %+v", c.API, c.PET)
 	}
-	if c.PET.MinSecurity != "authPriv" || c.Domain.EventLogCapacity != 1024 || c.Domain.EventLogOverflow != "drop" {
+	if c.PET.MinSecurity != "authPriv" || c.Domain.EventLogCapacity != 1024 || c.Domain.EventLogOverflow != "overwrite" {
 		t.Errorf("defaults not applied: %+v %+v", c.PET, c.Domain)
 	}
 	if time.Duration(c.Monitor.PollInterval) != 10*time.Second || c.Monitor.InFlight != 4 || c.Audit.Path != DefaultAuditPath {

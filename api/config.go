@@ -167,7 +167,12 @@ func (c Config) validate() error {
 	case c.MaxBodyBytes < 0:
 		return errors.New("body limit must not be negative")
 	}
-	for id, roles := range c.Roles {
+	return validateRoles(c.Roles)
+}
+
+// validateRoles checks a role map: no empty identity, only known roles.
+func validateRoles(m map[string][]Role) error {
+	for id, roles := range m {
 		if id == "" {
 			return errors.New("role map: empty identity")
 		}

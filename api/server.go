@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -40,6 +41,13 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
+
+	// roles is the role map in force (Config.Roles at New, then what
+	// SetRoles last installed); read once per request.
+	roles atomic.Pointer[map[string][]Role]
+	// cert is the server certificate new handshakes get (Config's at New,
+	// then what SetCertificate last installed).
+	cert atomic.Pointer[tls.Certificate]
 
 	limMu    sync.Mutex
 	limiters map[string]*list.Element // identity → element of lru (*clientLimiter)
@@ -80,6 +88,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limiters: map[string]*list.Element{}, lru: list.New(),
 		streamsByID: map[string]int{}, streamSubs: map[*hpi.Subscription]struct{}{},
 	}
+	// New handshakes take the certificate from s.cert, so that
+	// SetCertificate can renew it while connections stay up.
+	if len(tc.Certificates) == 0 {
+		return nil, errors.New("api: TLS: no server certificate configured")
+	}
+	first := tc.Certificates[0]
+	s.cert.Store(&first)
+	tc.Certificates = nil
+	tc.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil }
+	roles := cloneRoles(cfg.Roles)
+	s.roles.Store(&roles)
 	if s.thr == nil {
 		if tr, ok := any(deps.Domain).(ThresholdReader); ok {
 			s.thr = tr
@@ -214,7 +233,7 @@ func (s *Server) serveCall(c *call) int {
 		return s.refuse(c, newErr(CodeNoRole, "client certificate carries no identity: "+err.Error()))
 	}
 	c.identity = id
-	c.roles = s.cfg.Roles[id]
+	c.roles = (*s.roles.Load())[id]
 	if d, ok := s.limit(id); !ok {
 		secs := int(math.Ceil(d.Seconds()))
 		if secs < 1 {

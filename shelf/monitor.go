@@ -903,6 +903,25 @@ func (m *Monitor) handleRecord(ctx context.Context, e Event) {
 	}
 }
 
+// SetPollConfig replaces the sensor poll configuration (MonitorConfig.Poll,
+// with the same defaults) while the Monitor runs, for example on a
+// configuration reload. The poller keeps every sensor's history and
+// state; new intervals apply from each sensor's next scheduling (see
+// Poller.SetConfig). A poller started later (the first discovery has not
+// succeeded yet) starts with cfg.
+func (m *Monitor) SetPollConfig(cfg PollConfig) {
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMonitorPollMaxBackoff
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg.Poll = cfg
+	if m.poller != nil {
+		m.poller.SetConfig(cfg)
+	}
+	m.log.Info("sensor poll configuration replaced", "default_interval", cfg.withDefaults().Default, "in_flight", cfg.withDefaults().InFlight)
+}
+
 func (m *Monitor) currentPoller() *Poller {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -195,6 +195,7 @@ type pollJob struct {
 	id         SensorID
 	sensor     Sensor
 	wantLimits bool
+	timeout    time.Duration // PollConfig.ReadTimeout when handed out
 }
 
 // pollResult is the outcome of a pollJob.
@@ -278,6 +279,34 @@ func (s *schedule) setSensors(sensors []Sensor, now time.Time) {
 	}
 }
 
+// setConfig replaces the configuration. Every sensor keeps its history
+// (the newest readings, when History shrinks), baseline, limits and
+// failure count. A sensor's new interval applies from its next
+// scheduling; a read already scheduled later than one new interval from
+// now (the interval shrank) is brought forward to now plus that interval,
+// unless the sensor is backing off after failures. The in-flight bound,
+// read timeout and the rest apply to the next reads handed out.
+func (s *schedule) setConfig(cfg PollConfig, now time.Time) {
+	cfg = cfg.withDefaults()
+	s.cfg = cfg
+	for _, st := range s.sensors {
+		iv := cfg.interval(st.sensor)
+		st.interval = iv
+		if !st.inFlight && st.failures == 0 && st.next.After(now.Add(iv)) {
+			st.next = now.Add(iv)
+		}
+		if len(st.ring) != cfg.History {
+			hist := st.history()
+			hist = hist[max(0, len(hist)-cfg.History):]
+			st.ring = make([]Sample, cfg.History)
+			st.head, st.n = 0, 0
+			for _, smp := range hist {
+				st.push(smp)
+			}
+		}
+	}
+}
+
 // sameRecord reports whether two sensor records describe the sensor the
 // same way.
 func sameRecord(a, b *ipmi.SensorRecord) bool {
@@ -335,7 +364,7 @@ func (s *schedule) due(now time.Time) []pollJob {
 		}
 		st.targeted = false
 		want := st.sensor.Record.IsThreshold() && (st.limits == nil || now.Sub(st.limitsAt) >= s.cfg.ThresholdRefresh)
-		jobs = append(jobs, pollJob{id: st.sensor.ID(), sensor: st.sensor, wantLimits: want})
+		jobs = append(jobs, pollJob{id: st.sensor.ID(), sensor: st.sensor, wantLimits: want, timeout: s.cfg.ReadTimeout})
 	}
 	return jobs
 }
@@ -626,10 +655,9 @@ func discreteChanges(s Sensor, prev, cur uint16, now time.Time) []Event {
 // for the PICMG F0h sensor). The first reading of a sensor only sets its
 // baseline: events report changes after it.
 type Poller struct {
-	conn        ipmi.Conn
-	sink        EventSink
-	log         *slog.Logger
-	readTimeout time.Duration
+	conn ipmi.Conn
+	sink EventSink
+	log  *slog.Logger
 
 	mu    sync.Mutex
 	sched *schedule
@@ -643,7 +671,7 @@ func NewPoller(c ipmi.Conn, sensors []Sensor, cfg PollConfig, sink EventSink, lo
 		log = slog.Default()
 	}
 	sched := newSchedule(cfg, sensors, time.Now(), rand.Float64)
-	return &Poller{conn: c, sink: sink, log: log, readTimeout: sched.cfg.ReadTimeout,
+	return &Poller{conn: c, sink: sink, log: log,
 		sched: sched,
 		wake:  make(chan struct{}, 1)}
 }
@@ -669,6 +697,20 @@ func (p *Poller) PollNow(owner ipmi.Addr, sensors ...uint8) int {
 func (p *Poller) SetSensors(sensors []Sensor) {
 	p.mu.Lock()
 	p.sched.setSensors(sensors, time.Now())
+	p.mu.Unlock()
+	p.kick()
+}
+
+// SetConfig replaces the poller's configuration while it runs, for
+// example on a configuration reload. No history is lost: every sensor
+// keeps its readings (the newest, when History shrinks), baseline,
+// thresholds and failure count. New intervals apply from each sensor's
+// next scheduling; a read scheduled later than one new interval from now
+// is brought forward so that a shortened interval does not wait out the
+// old one. The in-flight bound and read timeout apply to the next reads.
+func (p *Poller) SetConfig(cfg PollConfig) {
+	p.mu.Lock()
+	p.sched.setConfig(cfg, time.Now())
 	p.mu.Unlock()
 	p.kick()
 }
@@ -758,7 +800,7 @@ func (p *Poller) Run(ctx context.Context) error {
 
 // read performs one poll job.
 func (p *Poller) read(ctx context.Context, j pollJob) pollResult {
-	ctx, cancel := context.WithTimeout(ctx, p.readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, j.timeout)
 	defer cancel()
 	r := pollResult{id: j.id}
 	if j.wantLimits {

@@ -354,6 +354,21 @@ func (c *Coordinator) Observe(ctx context.Context, fru FRU, prev, cur hpi.HsStat
 	if busy && kind != KindSurprise {
 		return nil // the workflow in flight goes on
 	}
+	if kind == KindExtraction {
+		// An extraction wipes the FRU: an event is a hint, the shelf
+		// decides. Only a FRU that waits in M5 now (extraction requested,
+		// held by Deactivation-Locked) is extracted; a late or replayed
+		// EXTRACTION_PENDING of a FRU that has since moved on starts
+		// nothing.
+		m, err := c.cfg.Hardware.MState(ctx, fru)
+		if err != nil {
+			return fmt.Errorf("confirming the extraction request of %s: %w", fru.Key(), err)
+		}
+		if m != hpi.M5 {
+			c.log.Info("hot-swap extraction not started: the FRU is not waiting in M5", "audit", true, "fru", fru.Key(), "mstate", m.String(), "event", fmt.Sprintf("%s -> %s", prev, cur))
+			return nil
+		}
+	}
 	if c.cfg.Veto != nil {
 		if why := c.cfg.Veto(kind, fru); why != "" {
 			c.log.Info("hot-swap workflow not started", "audit", true, "kind", kind, "fru", fru.Key(), "reason", why)

@@ -537,6 +537,8 @@ func TestRunEventsFromDomain(t *testing.T) {
 	// Finish it (hardware fake: M2 → M4), then the handle opens.
 	tc.hw.set(fruA, hpi.M2, Policy{})
 	tc.drive(ctx, c, func() bool { _, busy := m.ActiveFor(fruA); return !busy })
+	_, pol, _, _ := tc.hw.get(fruA)
+	tc.hw.set(fruA, hpi.M5, pol) // the shelf: handle open, held in M5
 	for _, st := range []hpi.MState{hpi.M3, hpi.M4, hpi.M5} {
 		if _, _, err := d.ObserveMState(id, hpi.MStateUnknown, st, hpi.HsCauseUnknown, now); err != nil {
 			t.Fatal(err)
@@ -578,16 +580,22 @@ func TestReconcile(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		state hpi.HsState
+		hw    hpi.MState // what the shelf reads back
 		want  Kind
 	}{
-		{hpi.HsStateInsertionPending, KindInsertion},
-		{hpi.HsStateExtractionPending, KindExtraction},
-		{hpi.HsStateInactive, ""},
-		{hpi.HsStateActive, ""},
-		{hpi.HsStateNotPresent, ""},
+		{hpi.HsStateInsertionPending, hpi.M2, KindInsertion},
+		{hpi.HsStateExtractionPending, hpi.M5, KindExtraction},
+		// A late EXTRACTION_PENDING of a FRU the shelf shows elsewhere
+		// starts no extraction (and no wipe).
+		{hpi.HsStateExtractionPending, hpi.M4, ""},
+		{hpi.HsStateExtractionPending, hpi.M1, ""},
+		{hpi.HsStateInactive, hpi.M1, ""},
+		{hpi.HsStateActive, hpi.M4, ""},
+		{hpi.HsStateNotPresent, hpi.M0, ""},
 	}
 	for _, tt := range tests {
 		tc := newTestCluster(t, "n1", "n2", "n3")
+		tc.hw.set(fruA, tt.hw, Policy{})
 		c := tc.coordinator("n1", nil)
 		if err := c.Reconcile(context.Background(), fruA, tt.state); err != nil {
 			t.Fatal(err)

@@ -63,6 +63,10 @@ type Config struct {
 	// no fencing. Needs Cluster.
 	Fencing *FencingConfig `yaml:"fencing"`
 
+	// HotSwap runs the cluster-synchronized hot-swap workflows (see
+	// HotSwapConfig). Default: none, no workflows. Needs Cluster.
+	HotSwap *HotSwapConfig `yaml:"hotswap"`
+
 	// Watchdog names the watchdogs fed while the agent is healthy and in
 	// quorum (see WatchdogConfig). Default: none.
 	Watchdog *WatchdogConfig `yaml:"watchdog"`
@@ -398,6 +402,9 @@ func (c *Config) setDefaultsAndValidate() error {
 		return err
 	}
 	if err := c.validateCluster(); err != nil {
+		return err
+	}
+	if err := c.validateHotSwap(); err != nil {
 		return err
 	}
 	m := &c.Monitor

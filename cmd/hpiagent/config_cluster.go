@@ -362,7 +362,8 @@ func SameClusterSections(a, b *Config) bool {
 			C *ClusterConfig
 			F *FencingConfig
 			W *WatchdogConfig
-		}{c.Cluster, c.Fencing, c.Watchdog})
+			H *HotSwapConfig
+		}{c.Cluster, c.Fencing, c.Watchdog, c.HotSwap})
 		if err != nil { // not reachable: plain data
 			return nil
 		}

@@ -412,7 +412,8 @@ func (d *daemon) startAPI(ctx context.Context) error {
 		RateLimit: a.RateLimit.PerSecond, RateBurst: a.RateLimit.Burst,
 		Logger: d.log.With("component", "api"),
 	}, api.Deps{Domain: d.domain, Hardware: &hardwareRouter{d: d}, Auditor: auditAdapter{d.audit}, Health: d,
-		Cluster: d.node.apiCluster(), Fencing: d.node.apiFencing()})
+		Cluster: d.node.apiCluster(), Fencing: d.node.apiFencing(),
+		Workflows: d.node.apiWorkflows(), EraseCertificates: d.node.apiEraseCertificates()})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
 	}
@@ -683,7 +684,7 @@ func (d *daemon) applyReload() error {
 	for _, part := range []struct {
 		name     string
 		old, new any
-	}{{"cluster", old.Cluster, cfg.Cluster}, {"fencing", old.Fencing, cfg.Fencing}, {"watchdog", old.Watchdog, cfg.Watchdog}} {
+	}{{"cluster", old.Cluster, cfg.Cluster}, {"fencing", old.Fencing, cfg.Fencing}, {"watchdog", old.Watchdog, cfg.Watchdog}, {"hotswap", old.HotSwap, cfg.HotSwap}} {
 		a, errA := json.Marshal(part.old)
 		b, errB := json.Marshal(part.new)
 		if errA != nil || errB != nil || string(a) != string(b) {

@@ -27,6 +27,7 @@ type node struct {
 	cl      *cluster.Cluster
 	fm      *fencing.Machine
 	fc      *fencing.Coordinator
+	hs      *hotswapNode // nil without a hotswap section
 	feeder  *wdog.Feeder
 	ctx     context.Context // ends when the node closes
 	cancel  context.CancelFunc
@@ -69,6 +70,9 @@ func (n *node) start(d *daemon) error {
 	}
 	if n.fc != nil {
 		n.runFencing(n.ctx, d)
+	}
+	if n.hs != nil {
+		n.runHotSwap(n.ctx, d)
 	}
 	if d.cfg.Watchdog != nil {
 		if err := n.startWatchdog(n.ctx, d); err != nil {
@@ -139,6 +143,11 @@ func (n *node) startCluster(ctx context.Context, d *daemon) error {
 	n.cl = cl
 	if d.cfg.Fencing != nil {
 		if err := n.buildFencing(d); err != nil {
+			return err
+		}
+	}
+	if d.cfg.HotSwap != nil {
+		if err := n.buildHotSwap(d); err != nil {
 			return err
 		}
 	}

@@ -286,6 +286,7 @@ func TestSameClusterSections(t *testing.T) {
 		{"gossip key source", "{credential: gossip}", "{credential: gossip2}", false},
 		{"fence level attempts", "attempts: 2", "attempts: 3", false},
 		{"watchdog timeout", "timeout: 60s}", "timeout: 90s}", false},
+		{"hotswap section added", "watchdog:\n", "hotswap:\n  retry_delay: 20s\nwatchdog:\n", false},
 		{"no cluster", "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"hpiagent/fencing"
+	"hpiagent/hotswap"
+	secureerase "hpiagent/secure-erase"
+)
+
+// hotswapYAML is clusterYAML with a hotswap section.
+const hotswapYAML = clusterYAML + `hotswap:
+  device_classes:
+    blade:
+      - {type: exec, command: [/usr/libexec/hpiagent/cm-hook, --blade]}
+      - {type: rule-file, name: firewall, dir: /etc/nftables.d, file: /etc/hpiagent/blade.rules.tmpl, reload: [/usr/sbin/nft, -f, /etc/nftables.conf], timeout: 5s}
+  frus:
+    - shelf: s1
+      ipmb: 0x82
+      device_class: blade
+      owner: a
+      wipe:
+        targets:
+          - {path: /dev/disk/by-id/ata-DISK1, kind: block-device, serial: S1}
+          - {path: /var/lib/blade/keys, kind: directory}
+    - {shelf: s1, ipmb: 0x84, fru: 1}
+`
+
+func TestHotSwapConfigDefaults(t *testing.T) {
+	c, err := ParseConfig([]byte(hotswapYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.HotSwap
+	if h.StateDir != filepath.Join(DefaultClusterDataDir, "hotswap") || h.CertificatesDir != filepath.Join(DefaultClusterDataDir, "erase-certificates") {
+		t.Errorf("state_dir %q certificates_dir %q", h.StateDir, h.CertificatesDir)
+	}
+	if time.Duration(h.RetryDelay) != DefaultHotSwapRetryDelay || h.MaxAttempts != DefaultHotSwapMaxAttempts || h.LeaveActiveUnlocked {
+		t.Errorf("retry_delay %s max_attempts %d leave_active_unlocked %v", time.Duration(h.RetryDelay), h.MaxAttempts, h.LeaveActiveUnlocked)
+	}
+	hk := h.DeviceClasses["blade"]
+	if len(hk) != 2 || hk[0].Name != "blade-0" || time.Duration(hk[0].Timeout) != DefaultHookTimeout || hk[1].Name != "firewall" || time.Duration(hk[1].Timeout) != 5*time.Second {
+		t.Errorf("hooks %+v", hk)
+	}
+	if f := h.FRUs[1]; f.DeviceClass != "*" || f.Owner != "" || f.FRU != 1 || f.IPMB != 0x84 {
+		t.Errorf("second FRU %+v", f)
+	}
+	p := h.FRUs[0].wipePlan("{ADVANCEDTCA_CHASSIS,1}")
+	if p == nil || p.FRU != "{ADVANCEDTCA_CHASSIS,1}" || len(p.Targets) != 2 || p.Targets[0].Kind != secureerase.KindBlockDevice || p.Targets[0].Serial != "S1" {
+		t.Errorf("wipe plan %+v", p)
+	}
+	if h.FRUs[1].wipePlan("x") != nil {
+		t.Error("a FRU without a wipe section has a plan")
+	}
+	// Without the section nothing changes.
+	c, err = ParseConfig([]byte(clusterYAML))
+	if err != nil || c.HotSwap != nil {
+		t.Errorf("without hotswap: %v %+v", err, c.HotSwap)
+	}
+}
+
+func TestHotSwapConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, new string
+		want           string
+	}{
+		{"unknown key", "  device_classes:\n", "  device_clases: {}\n  device_classes:\n", "hotswap.device_clases: unknown key"},
+		{"hook type", "{type: exec, command", "{type: shell, command", `hotswap.device_classes["blade"][0].type: "shell"`},
+		{"exec without command", "{type: exec, command: [/usr/libexec/hpiagent/cm-hook, --blade]}", "{type: exec}", `[0].command: required`},
+		{"exec relative", "command: [/usr/libexec/hpiagent/cm-hook", "command: [cm-hook", "is not an absolute path"},
+		{"exec with dir", "{type: exec, command", "{type: exec, dir: /tmp, command", "[0].dir: applies to type rule-file only"},
+		{"rule-file without reload", ", reload: [/usr/sbin/nft, -f, /etc/nftables.conf]", "", `[1].reload: required`},
+		{"rule-file without file", " file: /etc/hpiagent/blade.rules.tmpl,", "", `[1].file: required`},
+		{"rule-file relative dir", "dir: /etc/nftables.d", "dir: nftables.d", `[1].dir: required`},
+		{"duplicate hook name", "{type: exec, command", "{type: exec, name: firewall, command", `[1].name: "firewall" is used twice`},
+		{"bad class name", "    blade:\n", "    'bl ade':\n", `is not a device class name`},
+		{"hook timeout", "timeout: 5s}", "timeout: soon}", "timeout"},
+		{"unknown shelf", "    - shelf: s1\n", "    - shelf: s9\n", `hotswap.frus[0].shelf: "s9"`},
+		{"odd ipmb", "      ipmb: 0x82\n", "      ipmb: 0x83\n", "hotswap.frus[0].ipmb: 0x83"},
+		{"duplicate FRU", "{shelf: s1, ipmb: 0x84, fru: 1}", "{shelf: s1, ipmb: 0x82}", "is also hotswap.frus[0]"},
+		{"unknown owner", "      owner: a\n", "      owner: zz\n", `hotswap.frus[0].owner: "zz" is not one of cluster.nodes`},
+		{"wipe without owner", "      owner: a\n", "", "hotswap.frus[0].owner: required with a wipe plan"},
+		{"wipe without targets", "          - {path: /dev/disk/by-id/ata-DISK1, kind: block-device, serial: S1}\n          - {path: /var/lib/blade/keys, kind: directory}\n", "          []\n", "wipe.targets: required"},
+		{"wipe kind", "kind: directory}", "kind: tape}", `wipe.targets[1].kind: "tape"`},
+		{"wipe relative", "path: /var/lib/blade/keys", "path: keys", "wipe.targets[1].path: required"},
+		{"serial on a directory", "kind: directory}", "kind: directory, serial: X}", "wipe.targets[1].serial: applies to block devices only"},
+		{"signing key two sources", "hotswap:\n", "hotswap:\n  signing_key: {credential: k, file: /k}\n", "hotswap.signing_key: set exactly one"},
+		{"retry delay short", "hotswap:\n", "hotswap:\n  retry_delay: 1ms\n", "hotswap.retry_delay: 1ms is below"},
+		{"max attempts", "hotswap:\n", "hotswap:\n  max_attempts: 1000\n", "hotswap.max_attempts: 1000 is outside"},
+		{"relative state dir", "hotswap:\n", "hotswap:\n  state_dir: state\n", "hotswap.state_dir"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(hotswapYAML, tc.old) {
+				t.Fatalf("test input %q not in the base configuration", tc.old)
+			}
+			_, err := ParseConfig([]byte(strings.Replace(hotswapYAML, tc.old, tc.new, 1)))
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a *ConfigError", err)
+			}
+			if ce.Line == 0 || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want line and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestHotSwapNeedsCluster(t *testing.T) {
+	y := "shelves:\n  - {name: s1, address: 192.0.2.1, username: u, password: {credential: p}}\nhotswap:\n  retry_delay: 1s\n"
+	_, err := ParseConfig([]byte(y))
+	if err == nil || !strings.Contains(err.Error(), "hotswap: needs a cluster section") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func pemKey(t testing.TB, key any, typ string) []byte {
+	t.Helper()
+	var der []byte
+	var err error
+	if typ == "EC PRIVATE KEY" {
+		der, err = x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
+	} else {
+		der, err = x509.MarshalPKCS8PrivateKey(key)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func TestParseSigningKey(t *testing.T) {
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 1024)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string // "" for success
+	}{
+		{"ed25519 pkcs8", pemKey(t, edKey, "PRIVATE KEY"), ""},
+		{"p256 pkcs8", pemKey(t, p256, "PRIVATE KEY"), ""},
+		{"p256 sec1", pemKey(t, p256, "EC PRIVATE KEY"), ""},
+		{"p384", pemKey(t, p384, "PRIVATE KEY"), "P-256"},
+		{"rsa", pemKey(t, rsaKey, "PRIVATE KEY"), "cannot sign certificates"},
+		{"not pem", []byte("secret-bytes"), "no PEM block"},
+		{"certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}), "is not a PKCS#8"},
+		{"garbage der", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("secret-bytes")}), "does not parse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := parseSigningKey(tc.in)
+			if tc.want == "" {
+				if err != nil || s == nil {
+					t.Fatalf("parseSigningKey: %v", err)
+				}
+				// The key signs a certificate that verifies.
+				c := &secureerase.Certificate{ID: "x", Node: "a", Outcome: secureerase.OutcomeSuccess}
+				if err := c.Sign(s); err != nil {
+					t.Fatal(err)
+				}
+				if err := secureerase.Verify(c, s.Public()); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret-bytes") {
+				t.Fatalf("error quotes the key: %v", err)
+			}
+		})
+	}
+}
+
+func FuzzParseSigningKey(f *testing.F) {
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.Add(pemKey(f, edKey, "PRIVATE KEY"))
+	f.Add(pemKey(f, p256, "EC PRIVATE KEY"))
+	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseSigningKey(b)
+		if (s == nil) == (err == nil) {
+			t.Fatalf("signer %v and error %v", s, err)
+		}
+	})
+}
+
+// TestPlanWiper wipes a planned file through the Member's Wiper and
+// checks the certificates it returns; a FRU without a plan is refused.
+func TestPlanWiper(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "key.bin")
+	if err := os.WriteFile(target, []byte(strings.Repeat("secret", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	store, err := secureerase.OpenStore(filepath.Join(dir, "certs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	er, err := secureerase.New(secureerase.Config{Signer: key, Node: "a", Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := HotSwapFRUConfig{Shelf: "s1", IPMB: 0x82, Owner: "a", Wipe: &HotSwapWipeConfig{Targets: []HotSwapWipeTarget{{Path: target, Kind: "file", Methods: []string{"overwrite"}}}}}
+	fru := hotswap.FRU{Shelf: "s1", IPMB: 0x82, Entity: "{ADVANCEDTCA_CHASSIS,1}{PHYSICAL_SLOT,1}"}
+	w := &planWiper{eraser: er, plans: map[string]HotSwapFRUConfig{fru.Key(): fc}}
+	for _, tc := range []struct {
+		name string
+		fru  hotswap.FRU
+		ok   bool
+	}{
+		{"unplanned FRU", hotswap.FRU{Shelf: "s1", IPMB: 0x84}, false},
+		{"planned FRU", fru, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := w.Wipe(context.Background(), tc.fru)
+			if !tc.ok {
+				if err == nil {
+					t.Fatalf("wiped an unplanned FRU: %s", b)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var certs []secureerase.Certificate
+			if err := json.Unmarshal(b, &certs); err != nil || len(certs) != 1 {
+				t.Fatalf("certificates %s: %v", b, err)
+			}
+			c := certs[0]
+			if c.Outcome != secureerase.OutcomeSuccess || c.FRU != fru.Entity {
+				t.Fatalf("certificate %+v", c)
+			}
+			if err := secureerase.Verify(&c, key.Public()); err != nil {
+				t.Fatal(err)
+			}
+			if ids, _ := store.List(); len(ids) != 1 || ids[0] != c.ID {
+				t.Fatalf("stored %v, want %s", ids, c.ID)
+			}
+			if _, err := os.Stat(target); !os.IsNotExist(err) {
+				t.Fatalf("target still there: %v", err)
+			}
+		})
+	}
+}
+
+func TestFenceVeto(t *testing.T) {
+	nodes := map[string]fencing.NodeHardware{
+		"a": {Shelf: "s1", IPMB: 0x82},
+		"b": {Shelf: "s1", IPMB: 0x84, FRU: 1},
+	}
+	phases := map[string]fencing.Phase{"a": fencing.PhaseFenced, "b": fencing.PhaseIdle}
+	veto := fenceVeto(nodes, func(n string) (fencing.TargetState, bool) {
+		p, ok := phases[n]
+		return fencing.TargetState{Target: n, Phase: p}, ok
+	})
+	for _, tc := range []struct {
+		name string
+		kind hotswap.Kind
+		fru  hotswap.FRU
+		veto bool
+	}{
+		{"fenced node's blade", hotswap.KindInsertion, hotswap.FRU{Shelf: "s1", IPMB: 0x82}, true},
+		{"fenced blade, extraction", hotswap.KindExtraction, hotswap.FRU{Shelf: "s1", IPMB: 0x82}, false},
+		{"idle node's blade", hotswap.KindInsertion, hotswap.FRU{Shelf: "s1", IPMB: 0x84, ID: 1}, false},
+		{"other FRU of a fenced IPMC", hotswap.KindInsertion, hotswap.FRU{Shelf: "s1", IPMB: 0x82, ID: 2}, false},
+		{"other shelf", hotswap.KindInsertion, hotswap.FRU{Shelf: "s2", IPMB: 0x82}, false},
+		{"no node", hotswap.KindInsertion, hotswap.FRU{Shelf: "s1", IPMB: 0x86}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			why := veto(tc.kind, tc.fru)
+			if (why != "") != tc.veto {
+				t.Fatalf("veto %q, want veto %v", why, tc.veto)
+			}
+			if tc.veto && !strings.Contains(why, "fenced") {
+				t.Fatalf("reason %q does not say why", why)
+			}
+		})
+	}
+}

@@ -283,22 +283,39 @@ func (c *Cluster) quorumLoop() {
 	every := c.cfg.LeaderLeaseTimeout / 2
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	// raft's VerifyLeader future can stay unanswered when leadership or
+	// the node goes away under it, so it is never waited for in this loop
+	// (which Close waits for): its answer comes on a channel, one check at
+	// a time, and a check that does not answer simply lets quorumAt age
+	// out, so HasQuorum turns false.
+	var verifying chan error
+	var started time.Time
 	for {
 		select {
-		case <-tick.C:
 		case <-c.ctx.Done():
 			return
+		case err := <-verifying:
+			verifying = nil
+			if err != nil {
+				c.quorumAt.Store(0)
+			} else {
+				c.quorumAt.Store(started.UnixNano())
+			}
+			continue
+		case <-tick.C:
 		}
 		if c.raft.r.State() != raft.Leader {
 			c.quorumAt.Store(0)
 			continue
 		}
-		start := time.Now()
-		if err := c.raft.r.VerifyLeader().Error(); err != nil {
-			c.quorumAt.Store(0)
-			continue
+		if verifying != nil {
+			continue // the previous check has not answered yet
 		}
-		c.quorumAt.Store(start.UnixNano())
+		started = time.Now()
+		f := c.raft.r.VerifyLeader()
+		ch := make(chan error, 1)
+		go func() { ch <- f.Error() }() // may never return; not part of wg
+		verifying = ch
 	}
 }
 

@@ -3,34 +3,21 @@ package sim
 import (
 	"fmt"
 	"time"
+
+	"hpiagent/shelf/rmcpp"
 )
 
-// Privilege is an IPMI privilege level (IPMI 2.0 table 6-1, the values of
-// the RAKP "requested maximum privilege level").
-type Privilege uint8
+// Privilege is an IPMI privilege level: the client's type, so that the
+// shelf and the client can never disagree on the values.
+type Privilege = rmcpp.Privilege
 
 // Privilege levels.
 const (
-	PrivCallback Privilege = 1
-	PrivUser     Privilege = 2
-	PrivOperator Privilege = 3
-	PrivAdmin    Privilege = 4
+	PrivCallback = rmcpp.PrivilegeCallback
+	PrivUser     = rmcpp.PrivilegeUser
+	PrivOperator = rmcpp.PrivilegeOperator
+	PrivAdmin    = rmcpp.PrivilegeAdministrator
 )
-
-// String names the privilege level.
-func (p Privilege) String() string {
-	switch p {
-	case PrivCallback:
-		return "callback"
-	case PrivUser:
-		return "user"
-	case PrivOperator:
-		return "operator"
-	case PrivAdmin:
-		return "administrator"
-	}
-	return fmt.Sprintf("privilege %d", uint8(p))
-}
 
 // BridgeStyle says how the shelf manager returns the response of a request
 // bridged with Send Message to an IPMC.

@@ -62,11 +62,14 @@ func newTable(w io.Writer, header ...string) *table {
 	return t
 }
 
+// row writes one row. It never writes to cells: callers pass shared
+// header slices (eventHeader...) from concurrent commands.
 func (t *table) row(cells ...string) {
+	out := make([]string, len(cells))
 	for i, c := range cells {
-		cells[i] = clean(c)
+		out[i] = clean(c)
 	}
-	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+	fmt.Fprintln(t.tw, strings.Join(out, "\t"))
 }
 
 func (t *table) flush() error { return t.tw.Flush() }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"hpiagent/cluster"
+	"hpiagent/hpi"
 	"hpiagent/shelf/ipmi"
 	"hpiagent/shelf/rmcpp"
 	"hpiagent/shelf/sim"
@@ -41,6 +42,10 @@ type clusterNet struct {
 	shelf  *simPeer
 	blades map[string]uint8 // node -> IPMB address of its blade
 	faults *cluster.Faults
+	// entities, if set before start, maps nodes to entity paths, and
+	// failed is then every member's FailedHardware.
+	entities map[string]hpi.EntityPath
+	failed   func() []Failure
 
 	mu      sync.Mutex
 	members map[string]*clusterMember
@@ -68,12 +73,13 @@ func newClusterNet(t *testing.T, ctx context.Context, names ...string) *clusterN
 	n.pool = x509.NewCertPool()
 	n.pool.AddCert(n.ca)
 	n.shelf = startSimPeer(ctx, t)
-	if len(n.shelf.blades) < len(names) {
-		t.Fatalf("%d blades for %d nodes", len(n.shelf.blades), len(names))
-	}
+	// Nodes after the shelf's blades are members without a blade (not
+	// fencing targets).
 	for i, name := range names {
 		n.nodes = append(n.nodes, loopbackNode(t, name))
-		n.blades[name] = n.shelf.blades[i]
+		if i < len(n.shelf.blades) {
+			n.blades[name] = n.shelf.blades[i]
+		}
 	}
 	t.Cleanup(func() {
 		n.faults.Heal()
@@ -171,7 +177,7 @@ func (n *clusterNet) start(ctx context.Context, name string, wrap func(Executor)
 	nodes := map[string]NodeConfig{}
 	for node, addr := range n.blades {
 		targets[node] = FRUTarget{Addr: ipmi.Addr{Slave: addr}}
-		nodes[node] = NodeConfig{}
+		nodes[node] = NodeConfig{Entity: n.entities[node]}
 	}
 	var e Executor
 	e, _ = NewPICMG(PICMGConfig{Conn: sess, Method: PICMGPowerLevel, Targets: targets})
@@ -190,7 +196,7 @@ func (n *clusterNet) start(ctx context.Context, name string, wrap func(Executor)
 		return out
 	}
 	mem.co, err = NewCoordinator(CoordinatorConfig{Self: name, Log: c, Machine: mem.m, Nodes: nodes, Logger: quietLogger(), Scan: 100 * time.Millisecond,
-		OnOutcome: mem.outcome.add, DeadMembers: dead,
+		OnOutcome: mem.outcome.add, DeadMembers: dead, FailedHardware: n.failed,
 		Levels: []Level{{Name: "picmg", Executors: []Executor{e}, Confirm: ConfirmConfig{Timeout: 5 * time.Second, Interval: 50 * time.Millisecond}}}})
 	if err != nil {
 		n.t.Fatal(err)
@@ -491,4 +497,92 @@ func startFileFeeder(ctx context.Context, t *testing.T, quorum func() bool) *wat
 	go func() { _ = f.Run(ctx) }()
 	t.Cleanup(func() { _ = dev.Release() })
 	return &watchdogFile{path: path, f: f}
+}
+
+// offCounter wraps an executor and counts power-offs per node.
+type offCounter struct {
+	Executor
+	mu   sync.Mutex
+	offs map[string]int
+}
+
+func (o *offCounter) Off(ctx context.Context, node string) error {
+	o.mu.Lock()
+	o.offs[node]++
+	o.mu.Unlock()
+	return o.Executor.Off(ctx, node)
+}
+
+func (o *offCounter) count(node string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.offs[node]
+}
+
+// TestClusterLeaderHandsOverOwnFailure: on a real cluster, the model
+// every member reads reports a hardware failure of the leader's own
+// blade. The leader hands the leadership over through raft; the new
+// leader's scan fences the old leader's blade, once, and the old leader
+// never powered anything off.
+func TestClusterLeaderHandsOverOwnFailure(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	names := []string{"a", "b", "c"}
+	n := newClusterNet(t, ctx, names...)
+	var mu sync.Mutex
+	var failures []Failure
+	n.entities = map[string]hpi.EntityPath{}
+	for i, name := range names {
+		n.entities[name] = slotPath(hpi.EntityLocation(i + 1))
+	}
+	n.failed = func() []Failure {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]Failure(nil), failures...)
+	}
+	counters := map[string]*offCounter{}
+	for _, name := range names {
+		oc := &offCounter{offs: map[string]int{}}
+		counters[name] = oc
+		n.start(ctx, name, func(e Executor) Executor { oc.Executor = e; return oc })
+	}
+	leader, _ := n.leader(20 * time.Second)
+	// Membership must hold the others alive and verified to hand over.
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	failures = []Failure{{Entity: append(hpi.EntityPath{{Type: hpi.EntPICMGFrontBlade, Location: 0}}, n.entities[leader]...), Reason: "test: communication lost (M7)"}}
+	mu.Unlock()
+	st := n.waitAll(leader, PhaseFenced, 30*time.Second)
+	if st.Fence.Source != SourceHardware || len(st.Fence.Results) != 1 {
+		t.Fatalf("fence of the old leader %+v", st.Fence)
+	}
+	newLeader, _ := n.leader(10 * time.Second)
+	if newLeader == leader {
+		t.Fatalf("%s still leads", leader)
+	}
+	if lvl, _ := n.shelf.srv.Shelf().PowerLevel(n.blades[leader]); lvl != 0 {
+		t.Fatalf("old leader's blade power level %d", lvl)
+	}
+	for name, addr := range n.blades {
+		if name != leader {
+			if lvl, _ := n.shelf.srv.Shelf().PowerLevel(addr); lvl == 0 {
+				t.Fatalf("blade of %s lost power", name)
+			}
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // several scans: room for a duplicate
+	if k := counters[leader].count(leader); k != 0 {
+		t.Errorf("the old leader powered its own blade off %d times", k)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for name, m := range n.members {
+		if k := m.observed.count(func(o Outcome) bool { return o.Target == leader && o.Kind == KindFenceRequested && o.Accepted }); k != 1 {
+			t.Errorf("member %s observed %d accepted fence requests of %s, want 1", name, k, leader)
+		}
+		if k := m.observed.count(func(o Outcome) bool { return o.Target == leader && o.Done }); k != 1 {
+			t.Errorf("member %s observed %d completions of %s, want 1", name, k, leader)
+		}
+	}
 }

@@ -77,7 +77,7 @@ type Resources struct {
 	Conn func(shelf string) (ipmi.Conn, error)
 	// HotSwapSensor returns the discovered hot-swap sensor of a FRU
 	// (picmg-deactivate needs it); ok false when discovery has not seen
-	// one.
+	// one (yet): it is asked again whenever a fence needs the number.
 	HotSwapSensor func(shelf string, ipmb, fru uint8) (num uint8, ok bool)
 	// Switch returns the SNMP settings (with secrets) of a fabric switch,
 	// without Ports (Build fills them in).
@@ -158,11 +158,9 @@ func buildExecutor(level string, j int, ec ExecutorConfig, hw map[string]NodeHar
 				if res.HotSwapSensor == nil {
 					return nil, fmt.Errorf("%s: no hot-swap sensor discovery available", where)
 				}
-				num, ok := res.HotSwapSensor(n.Shelf, n.IPMB, n.FRU)
-				if !ok {
-					return nil, fmt.Errorf("%s: node %q: no hot-swap sensor discovered for IPMB 0x%02x FRU %d", where, name, n.IPMB, n.FRU)
-				}
-				t.HotSwapSensor, t.HasHotSwapSensor = num, true
+				// Known now or looked up when a fence needs it (discovery
+				// may not have run yet).
+				t.HotSwapSensor, t.HasHotSwapSensor = res.HotSwapSensor(n.Shelf, n.IPMB, n.FRU)
 			case ExecChassis:
 				if n.ChassisIPMB != 0 {
 					if n.ChassisIPMB&1 != 0 {
@@ -190,7 +188,12 @@ func buildExecutor(level string, j int, ec ExecutorConfig, hw map[string]NodeHar
 				if ec.Type == ExecPICMGDeactivate {
 					method = PICMGDeactivate
 				}
-				e, err = NewPICMG(PICMGConfig{Name: ec.Type + "@" + shelf, Conn: conn, Method: method, Targets: targets})
+				pc := PICMGConfig{Name: ec.Type + "@" + shelf, Conn: conn, Method: method, Targets: targets}
+				if method == PICMGDeactivate {
+					shelf := shelf
+					pc.HotSwapSensor = func(a ipmi.Addr, fru uint8) (uint8, bool) { return res.HotSwapSensor(shelf, a.Slave, fru) }
+				}
+				e, err = NewPICMG(pc)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", where, err)

@@ -105,7 +105,6 @@ func TestBuildTopology(t *testing.T) {
 		{"odd IPMB", func(c *TopologyConfig) { n := c.Nodes["node-a"]; n.IPMB = 0x9b; c.Nodes["node-a"] = n }, "IPMB"},
 		{"missing shelf", func(c *TopologyConfig) { n := c.Nodes["node-a"]; n.Shelf = "missing"; c.Nodes["node-a"] = n }, "no such shelf"},
 		{"no ports on switch", func(c *TopologyConfig) { n := c.Nodes["node-b"]; n.FabricPorts = nil; c.Nodes["node-b"] = n }, "no ports"},
-		{"no hot-swap sensor", func(c *TopologyConfig) { c.Levels[0].Executors[0].Type = ExecPICMGDeactivate }, "no hot-swap sensor discovered"},
 		{"too many attempts", func(c *TopologyConfig) { c.Levels[0].Attempts = 99 }, "attempts"},
 	}
 	for _, tc := range bad {
@@ -115,5 +114,47 @@ func TestBuildTopology(t *testing.T) {
 		if _, _, err := Build(c, testResources()); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The deactivation method's hot-swap sensor may be discovered after the
+// topology is built: the executor asks for it each time it needs it and
+// refuses the node (so the next level is used) until it is known.
+func TestBuildDeactivateLooksUpHotSwapSensorLate(t *testing.T) {
+	var c TopologyConfig
+	if err := yaml.Unmarshal([]byte(topologyYAML), &c); err != nil {
+		t.Fatal(err)
+	}
+	c.Levels[0].Executors[0].Type = ExecPICMGDeactivate
+	res := testResources()
+	discovered := map[uint8]bool{0x9a: true} // node-a's FRU is known at build time, node-b's is not
+	var asked []string
+	res.HotSwapSensor = func(shelf string, ipmb, fru uint8) (uint8, bool) {
+		asked = append(asked, shelf)
+		return 7, discovered[ipmb]
+	}
+	levels, _, err := Build(c, res)
+	if err != nil {
+		t.Fatalf("a FRU whose hot-swap sensor is not discovered yet must not fail the build: %v", err)
+	}
+	e := levels[0].Executors[0]
+	ctx := context.Background()
+	// node-a: known, so the executor talks to the shelf (which fails here:
+	// the connection is a stub), not ErrUnknownTarget.
+	if _, err := e.Status(ctx, "node-a"); err == nil || errors.Is(err, ErrUnknownTarget) {
+		t.Errorf("node-a with a known sensor: %v, want a shelf error", err)
+	}
+	if _, err := e.Status(ctx, "node-b"); !errors.Is(err, ErrUnknownTarget) || !strings.Contains(err.Error(), "no hot-swap sensor known") {
+		t.Errorf("node-b before discovery: %v, want ErrUnknownTarget naming the missing sensor", err)
+	}
+	if err := e.Off(ctx, "node-b"); !errors.Is(err, ErrUnknownTarget) {
+		t.Errorf("node-b off before discovery: %v, want ErrUnknownTarget", err)
+	}
+	discovered[0x82] = true
+	if _, err := e.Status(ctx, "node-b"); err == nil || errors.Is(err, ErrUnknownTarget) {
+		t.Errorf("node-b after discovery: %v, want a shelf error", err)
+	}
+	if asked[len(asked)-1] != "shelf-2" {
+		t.Errorf("looked up on shelves %v, want node-b's shelf-2 last", asked)
 	}
 }

@@ -27,6 +27,15 @@ type Log interface {
 	Barrier(ctx context.Context) error
 }
 
+// LeadershipTransferer is implemented by a Log that can hand the
+// leadership to another voter (*cluster.Cluster.TransferLeadership). The
+// coordinator uses it, when the Log has it, to have another member fence
+// this node: a leader never fences itself. It returns the name of the
+// voter that took over, or an error when nobody could.
+type LeadershipTransferer interface {
+	TransferLeadership(ctx context.Context) (to string, err error)
+}
+
 // LogKind is the kind under which the fencing Machine is registered with
 // the cluster (cluster.RegisterFSM) and every fencing entry is proposed.
 const LogKind = "fencing"
@@ -38,7 +47,11 @@ var (
 	ErrNotLeader = errors.New("fencing: not the cluster leader with quorum")
 	// ErrUnknownNode: the node is not a configured fencing target.
 	ErrUnknownNode = errors.New("fencing: not a configured fencing target")
-	// ErrSelf: a node never fences itself; the watchdog does that.
+	// ErrSelf: a node never fences itself. The leader asked to fence its
+	// own node hands the leadership over so that another member does it;
+	// when that is not possible the request is refused with ErrSelf and
+	// the node's watchdog remains its fence. When the hand-over worked the
+	// error wraps ErrNotLeader as well: retry on the new leader.
 	ErrSelf = errors.New("fencing: refusing to fence this node itself")
 )
 
@@ -52,7 +65,9 @@ type NodeConfig struct {
 
 // CoordinatorConfig configures a Coordinator.
 type CoordinatorConfig struct {
-	// Self is this node's cluster name. It is never fenced by this node.
+	// Self is this node's cluster name. It is never fenced by this node:
+	// when it must be fenced and this node leads, the leadership is handed
+	// over (see HandOver).
 	Self string
 	// Log is the cluster's replicated log. Required.
 	Log Log
@@ -75,6 +90,41 @@ type CoordinatorConfig struct {
 	// (an operator or a new failure report starts it again), nor is a node
 	// that was ever unfenced (it is dead to membership while it boots).
 	DeadMembers func() []string
+	// FailedHardware, if set, lists the hardware failures the HPI model
+	// holds now (CurrentFailures of the agent's domain). It is called at
+	// every scan on every member; the leader requests a fence
+	// (SourceHardware, if enabled) for each failed entity's node (NodeFor)
+	// that is idle, so a failure reported as an event before this node
+	// became leader, or one of the previous leader's own blade, is not
+	// lost. With it set, a RESOURCE FAILURE event only starts a scan (the
+	// model's state decides, see CurrentFailures), while a CRITICAL sensor
+	// assertion still requests a fence at once.
+	//
+	// Rule against fence loops: a target whose last fence failed on every
+	// level is not retried from here (as with DeadMembers; an operator or
+	// a new failure event starts it again). A target an operator unfenced
+	// (or a reboot powered on again) is fenced from here only after this
+	// member has seen it idle without any hardware failure since that
+	// unfence: a failure that persists from before the unfence, or one
+	// this member never saw clear (it started after the unfence), fences
+	// nothing from the scan, so a blade whose sensor still reads critical
+	// is not powered off again every second after an operator let it boot.
+	// A failure that clears and comes back fences it again, once.
+	//
+	// When the failed node is this node and this node leads, it hands the
+	// leadership over instead (see OnHandOver), and the new leader's scan
+	// fences it.
+	FailedHardware func() []Failure
+	// OnHandOver, if set, is called (synchronously, keep it short) after
+	// every attempt of this node to hand its leadership over because its
+	// own node must be fenced: the place for the audit record. Attempts
+	// are limited to one per RepeatInterval; without a Log implementing
+	// LeadershipTransferer every attempt fails and the watchdog remains
+	// the fence.
+	OnHandOver func(HandOver)
+	// HandOverTimeout bounds one hand-over attempt. Default 15 s: raft
+	// tries each other voter for about its election timeout.
+	HandOverTimeout time.Duration
 	// Scan is how often the leader re-scans the state machine for work
 	// (a fence it did not start, or one to resume). Default 1 s.
 	Scan time.Duration
@@ -115,6 +165,22 @@ type Coordinator struct {
 	repeats map[string]time.Time // node/source -> last duplicate report written to the log
 	ours    map[uint64]bool      // executions this node started in its current leadership
 	sources map[Source]bool
+	// clean: node -> RequestIndex of its latest unfence, once this member
+	// saw the node idle without a hardware failure after that unfence.
+	clean map[string]uint64
+	// lastHandOver is when this node last tried to hand its leadership over.
+	lastHandOver time.Time
+}
+
+// HandOver is one attempt of the leader to hand its leadership over
+// because its own node must be fenced.
+type HandOver struct {
+	// Node is this node; Reason why it must be fenced.
+	Node   string
+	Reason string
+	// To is the voter that took the leadership over; empty when Err is set.
+	To  string
+	Err error
 }
 
 // NewCoordinator validates cfg and returns a Coordinator. Call Run.
@@ -159,6 +225,9 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.HandOverTimeout <= 0 {
+		cfg.HandOverTimeout = 15 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -170,7 +239,8 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		src[s] = true
 	}
 	return &Coordinator{cfg: cfg, levels: levels, wake: make(chan struct{}, 1),
-		running: map[string]bool{}, repeats: map[string]time.Time{}, ours: map[uint64]bool{}, sources: src}, nil
+		running: map[string]bool{}, repeats: map[string]time.Time{}, ours: map[uint64]bool{}, sources: src,
+		clean: map[string]uint64{}}, nil
 }
 
 func randomID() string {
@@ -242,12 +312,19 @@ func (c *Coordinator) record(cmd Command, o Outcome) {
 }
 
 // Request asks for node to be fenced. It is refused unless this node is
-// the leader with quorum, the node is a configured target other than this
-// one, and source is enabled. A request while a fence of the node is in
-// flight, or when it is already fenced, is recorded and deduplicated.
+// the leader with quorum, the node is a configured target, and source is
+// enabled. A request while a fence of the node is in flight, or when it is
+// already fenced, is recorded and deduplicated.
+//
+// A request to fence this node itself is never written by this node: on a
+// follower it is refused with ErrNotLeader (the leader takes it, as for
+// any node); on the leader, the leadership is handed over (at most once
+// per RepeatInterval) and the error wraps ErrNotLeader and ErrSelf, so the
+// caller retries on the new leader; if no other voter can take over it is
+// refused with ErrSelf alone.
 func (c *Coordinator) Request(ctx context.Context, node string, action Action, source Source, reason, requester string) (Outcome, error) {
 	if node == c.cfg.Self {
-		return Outcome{}, fmt.Errorf("fence of %q (%s): %w", node, reason, ErrSelf)
+		return Outcome{}, c.requestSelf(ctx, source, reason)
 	}
 	if _, ok := c.cfg.Nodes[node]; !ok {
 		return Outcome{}, fmt.Errorf("fence of %q: %w", node, ErrUnknownNode)
@@ -279,6 +356,61 @@ func (c *Coordinator) Request(ctx context.Context, node string, action Action, s
 	}
 	c.poke()
 	return o, nil
+}
+
+// requestSelf answers a request to fence this node (see Request).
+func (c *Coordinator) requestSelf(ctx context.Context, source Source, reason string) error {
+	node := c.cfg.Self
+	if !c.sources[source] {
+		return fmt.Errorf("fence of %q: source %q is not enabled", node, source)
+	}
+	if !c.leader() {
+		return fmt.Errorf("fence of %q, this node: %w", node, ErrNotLeader)
+	}
+	to, err := c.handOver(ctx, reason)
+	if err != nil {
+		return fmt.Errorf("fence of %q: this node leads the cluster and never fences itself, and it could not hand the leadership over (%w); its watchdog remains its fence: %w", node, err, ErrSelf)
+	}
+	return fmt.Errorf("fence of %q: this node led the cluster and never fences itself; it handed the leadership to %s, retry there: %w: %w", node, to, ErrNotLeader, ErrSelf)
+}
+
+// errHandOverLimited: a hand-over was tried less than RepeatInterval ago.
+var errHandOverLimited = errors.New("a leadership hand-over was tried less than the repeat interval ago")
+
+// handOver hands this leader's leadership to another voter because its
+// own node must be fenced, at most once per RepeatInterval. It logs and
+// reports (OnHandOver) every attempt.
+func (c *Coordinator) handOver(ctx context.Context, reason string) (string, error) {
+	c.mu.Lock()
+	now := c.cfg.Now()
+	if !c.lastHandOver.IsZero() && now.Sub(c.lastHandOver) < c.cfg.RepeatInterval {
+		c.mu.Unlock()
+		return "", errHandOverLimited
+	}
+	c.lastHandOver = now
+	c.mu.Unlock()
+	log := c.cfg.Logger
+	log.Warn("fencing: this node must be fenced and leads the cluster; handing the leadership over", "node", c.cfg.Self, "reason", reason)
+	var to string
+	var err error
+	if tr, ok := c.cfg.Log.(LeadershipTransferer); ok {
+		tctx, cancel := context.WithTimeout(ctx, c.cfg.HandOverTimeout)
+		to, err = tr.TransferLeadership(tctx)
+		cancel()
+	} else {
+		err = errors.New("the cluster log cannot hand the leadership over")
+	}
+	if err != nil {
+		err = fmt.Errorf("handing the leadership over: %w", err)
+		log.Error("fencing: this node must be fenced but no other member can take the leadership over; nothing is fenced, its watchdog remains its fence",
+			"node", c.cfg.Self, "reason", reason, "error", err)
+	} else {
+		log.Info("fencing: leadership handed over so that another member fences this node", "node", c.cfg.Self, "to", to, "reason", reason)
+	}
+	if c.cfg.OnHandOver != nil {
+		c.cfg.OnHandOver(HandOver{Node: c.cfg.Self, Reason: reason, To: to, Err: err})
+	}
+	return to, err
 }
 
 // Unfence asks for a fenced (or failed) node to be powered on again
@@ -359,8 +491,13 @@ type Events interface {
 // WatchEvents consumes HPI domain events until ctx ends and requests a
 // fence for every failure (FailureOf) of a node's entity. Only the leader acts
 // on them; on other members they are ignored (every member sees the same
-// shelf, so the leader sees the event as well). An overflow of the
-// subscription is logged and reading continues.
+// shelf, so the leader sees the event as well, and FailedHardware lets a
+// new leader find what it missed). A failure of this node's own entity
+// makes the leader hand its leadership over (Request). With
+// FailedHardware set, a RESOURCE FAILURE event starts a scan instead of a
+// request: the model's state says whether it is a blade's failure (M7) or
+// a lost shelf manager. An overflow of the subscription is logged and
+// reading continues.
 func (c *Coordinator) WatchEvents(ctx context.Context, ev Events) error {
 	for {
 		e, err := ev.Receive(ctx)
@@ -380,10 +517,24 @@ func (c *Coordinator) WatchEvents(ctx context.Context, ev Events) error {
 			continue
 		}
 		node, ok := c.NodeFor(e.Entity)
-		if !ok || node == c.cfg.Self || !c.leader() {
+		if !ok || !c.leader() {
 			continue
 		}
-		if _, err := c.Request(ctx, node, ActionOff, src, fmt.Sprintf("%s on %s (event %d)", reason, e.Entity, e.ID), ""); err != nil {
+		if e.Type == hpi.EventResource && c.cfg.FailedHardware != nil {
+			c.poke()
+			continue
+		}
+		why := fmt.Sprintf("%s on %s (event %d)", reason, e.Entity, e.ID)
+		if node == c.cfg.Self {
+			if st, _ := c.cfg.Machine.State(node); st.Phase != PhaseIdle {
+				continue // fenced, failed or in flight: the scan sees to it
+			}
+			if err := c.requestSelf(ctx, src, why); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, errHandOverLimited) {
+				c.cfg.Logger.Warn("fencing: failure of this node's own blade", "node", node, "error", err)
+			}
+			continue
+		}
+		if _, err := c.Request(ctx, node, ActionOff, src, why, ""); err != nil {
 			c.cfg.Logger.Warn("fence request for hardware failure not taken", "node", node, "error", err)
 		}
 	}
@@ -418,8 +569,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			c.cfg.Logger.Info("fencing: no longer leading")
 		}
 		wasLeader = lead
+		failed := c.hardwareFailures()
 		if lead {
-			c.scan(termCtx)
+			c.scan(termCtx, failed)
 		}
 		select {
 		case <-ctx.Done():
@@ -436,9 +588,62 @@ func newTerm(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithCancel(ctx)
 }
 
-// scan requests fences for dead members and starts a driver for every
-// target with work and none running.
-func (c *Coordinator) scan(ctx context.Context) {
+// hardwareFailures asks FailedHardware and maps the failures to nodes
+// (reasons joined per node). It also notes, for the unfence rule of
+// FailedHardware, the unfenced targets seen idle without a failure. It
+// runs on every member, leader or not.
+func (c *Coordinator) hardwareFailures() map[string]string {
+	if c.cfg.FailedHardware == nil {
+		return nil
+	}
+	failed := map[string]string{}
+	for _, f := range c.cfg.FailedHardware() {
+		node, ok := c.NodeFor(f.Entity)
+		if !ok {
+			continue
+		}
+		if r, seen := failed[node]; seen {
+			if len(r) < maxStringLen/2 {
+				failed[node] = r + "; " + f.Reason
+			}
+			continue
+		}
+		failed[node] = f.Reason
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for node := range c.cfg.Nodes {
+		if _, bad := failed[node]; bad {
+			continue
+		}
+		if st, _ := c.cfg.Machine.State(node); st.Phase == PhaseIdle && st.Unfence != nil {
+			c.clean[node] = st.Unfence.RequestIndex
+		}
+	}
+	return failed
+}
+
+// hardwareFenceable says whether a hardware failure of node now may start
+// a fence from the scan (see FailedHardware): node idle, and never
+// unfenced or seen without a failure since its latest unfence.
+func (c *Coordinator) hardwareFenceable(node string) bool {
+	st, _ := c.cfg.Machine.State(node)
+	if st.Phase != PhaseIdle {
+		return false
+	}
+	if st.Unfence == nil {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	idx, ok := c.clean[node]
+	return ok && idx == st.Unfence.RequestIndex
+}
+
+// scan requests fences for dead members and failed hardware and starts a
+// driver for every target with work and none running. A fence of this
+// node itself is never driven here: the leadership is handed over.
+func (c *Coordinator) scan(ctx context.Context, failed map[string]string) {
 	if c.cfg.DeadMembers != nil {
 		for _, node := range c.cfg.DeadMembers() {
 			if _, ok := c.cfg.Nodes[node]; !ok || node == c.cfg.Self {
@@ -454,8 +659,37 @@ func (c *Coordinator) scan(ctx context.Context) {
 			}
 		}
 	}
+	if c.sources[SourceHardware] {
+		nodes := make([]string, 0, len(failed))
+		for node := range failed {
+			nodes = append(nodes, node)
+		}
+		sort.Strings(nodes)
+		for _, node := range nodes {
+			if !c.hardwareFenceable(node) {
+				continue
+			}
+			reason := truncate("hardware failure (model state seen by the leader): " + failed[node])
+			if node == c.cfg.Self {
+				if err := c.requestSelf(ctx, SourceHardware, reason); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, errHandOverLimited) && ctx.Err() == nil {
+					c.cfg.Logger.Warn("fencing: failure of this node's own blade", "node", node, "error", err)
+				}
+				continue
+			}
+			if _, err := c.Request(ctx, node, ActionOff, SourceHardware, reason, ""); err != nil && ctx.Err() == nil {
+				c.cfg.Logger.Warn("fencing: request for failed hardware not taken", "node", node, "error", err)
+			}
+		}
+	}
 	for _, ts := range c.cfg.Machine.Targets() {
-		if NextStep(ts).Kind == StepNone {
+		next := NextStep(ts).Kind
+		if next == StepNone {
+			continue
+		}
+		if ts.Target == c.cfg.Self && isFenceStep(next) {
+			if err := c.requestSelf(ctx, SourceOperator, "a fence of this node is in flight"); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, errHandOverLimited) && ctx.Err() == nil {
+				c.cfg.Logger.Warn("fencing: a fence of this node is in flight and this node leads", "node", ts.Target, "error", err)
+			}
 			continue
 		}
 		c.mu.Lock()
@@ -480,6 +714,9 @@ func (c *Coordinator) scan(ctx context.Context) {
 	}
 }
 
+// isFenceStep: the step executes or starts a fence level (not an unfence).
+func isFenceStep(k StepKind) bool { return k == StepStartLevel || k == StepExecuteLevel }
+
 func (c *Coordinator) mine(exec uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -498,6 +735,9 @@ func (c *Coordinator) drive(ctx context.Context, node string) error {
 	for ctx.Err() == nil {
 		ts, _ := c.cfg.Machine.State(node)
 		st := NextStep(ts)
+		if node == c.cfg.Self && isFenceStep(st.Kind) {
+			return nil // never fences itself; scan hands the leadership over
+		}
 		switch st.Kind {
 		case StepNone:
 			return nil

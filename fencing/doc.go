@@ -26,7 +26,17 @@
 //     results back. After becoming leader it waits for a Barrier, then
 //     resumes every fence in flight: an execution started by the old
 //     leader is superseded by a new LevelStarted and run again (off is
-//     idempotent; the read-back decides).
+//     idempotent; the read-back decides). At every scan the leader also
+//     consults the current state, not only the reports it received:
+//     members membership holds dead (DeadMembers) and hardware failures
+//     the HPI model holds now (FailedHardware, CurrentFailures: a FRU in
+//     M7, a CRITICAL sensor), so a failure reported before it became
+//     leader is not lost. A node never fences itself: the leader that
+//     finds its own node failed (or asked by an operator to fence it, or
+//     holding a fence of itself in flight) hands the leadership over to
+//     another voter (LeadershipTransferer, at most once per
+//     RepeatInterval), whose scan then fences it; without another voter it
+//     does nothing and the node's watchdog remains its fence.
 //
 //   - Executors are the mechanisms behind one interface, grouped in
 //     ordered Levels (like Pacemaker's fencing topology): PICMG through

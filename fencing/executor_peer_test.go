@@ -27,6 +27,7 @@ func startSimPeer(ctx context.Context, t *testing.T) *simPeer {
 	t.Helper()
 	cfg := sim.DefaultConfig()
 	cfg.StepDelay = 50 * time.Millisecond
+	cfg.MaxSessions = 8 // one per cluster member, up to five, and this one
 	srv, err := sim.Start(ctx, cfg, "127.0.0.1:0", true, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,14 @@ type PICMGConfig struct {
 	Method PICMGMethod
 	// Targets maps cluster node names to their blade FRU. Required.
 	Targets map[string]FRUTarget
+	// HotSwapSensor, if set, is asked for the hot-swap sensor number of a
+	// target that has none (HasHotSwapSensor false) each time the
+	// deactivation method needs it, so the number can come from a
+	// discovery that finishes after the executor is built (the daemon
+	// builds its fencing topology before the first discovery). ok false:
+	// the target is refused for now (ErrUnknownTarget, the next level is
+	// used). Default nil: only the numbers in Targets are used.
+	HotSwapSensor func(addr ipmi.Addr, fru uint8) (num uint8, ok bool)
 }
 
 // PICMG fences blades through the shelf manager with PICMG 3.0 commands.
@@ -84,8 +92,11 @@ func (p *PICMG) target(node string) (FRUTarget, error) {
 	if !ok {
 		return t, fmt.Errorf("%s: node %q: %w", p.cfg.Name, node, ErrUnknownTarget)
 	}
+	if p.cfg.Method == PICMGDeactivate && !t.HasHotSwapSensor && p.cfg.HotSwapSensor != nil {
+		t.HotSwapSensor, t.HasHotSwapSensor = p.cfg.HotSwapSensor(t.Addr, t.FRU)
+	}
 	if p.cfg.Method == PICMGDeactivate && !t.HasHotSwapSensor {
-		return t, fmt.Errorf("%s: node %q has no known hot-swap sensor to read back: %w", p.cfg.Name, node, ErrUnknownTarget)
+		return t, fmt.Errorf("%s: node %q: no hot-swap sensor known (yet) for %s FRU %d to read back: %w", p.cfg.Name, node, t.Addr, t.FRU, ErrUnknownTarget)
 	}
 	return t, nil
 }

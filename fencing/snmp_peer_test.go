@@ -2,133 +2,22 @@ package fencing
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"hpiagent/internal/labswitch"
 )
-
-// fabricSwitch is net-snmp's snmpd on a free loopback port, with veth
-// pairs standing for a blade's fabric ports (snmpd sets ifAdminStatus only
-// on real interfaces: it really takes the link down).
-type fabricSwitch struct {
-	addr  string
-	ports []int    // ifIndex of the switch-side veth ends
-	names []string // their names
-}
-
-const (
-	testSNMPUser = "fencer"
-	testAuthPass = "auth-secret-1"
-	testPrivPass = "priv-secret-2"
-)
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("this test needs root (veth interfaces) and CI runs as root")
-		}
-		t.Skip("needs root to create veth interfaces")
-	}
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-func startFabricSwitch(t *testing.T, nports int) *fabricSwitch {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs an external peer process (-short)")
-	}
-	requireRoot(t)
-	for _, tool := range []string{"snmpd", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (apt-get install snmpd iproute2): %v", tool, err)
-		}
-	}
-	var rnd [3]byte
-	_, _ = rand.Read(rnd[:])
-	tag := hex.EncodeToString(rnd[:])
-	sw := &fabricSwitch{}
-	for i := 0; i < nports; i++ {
-		a, b := fmt.Sprintf("hf%s%da", tag, i), fmt.Sprintf("hf%s%db", tag, i)
-		if out, err := exec.Command("ip", "link", "add", a, "type", "veth", "peer", "name", b).CombinedOutput(); err != nil {
-			t.Fatalf("ip link add %s: %v: %s", a, err, out)
-		}
-		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", a).Run() })
-		for _, n := range []string{a, b} {
-			if out, err := exec.Command("ip", "link", "set", n, "up").CombinedOutput(); err != nil {
-				t.Fatalf("ip link set %s up: %v: %s", n, err, out)
-			}
-		}
-		idx, err := os.ReadFile("/sys/class/net/" + a + "/ifindex")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, _ := strconv.Atoi(strings.TrimSpace(string(idx)))
-		sw.ports = append(sw.ports, n)
-		sw.names = append(sw.names, a)
-	}
-	dir := t.TempDir()
-	port := freeUDPPort(t)
-	sw.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	conf := fmt.Sprintf(`agentAddress udp:%s
-createUser %s SHA "%s" AES "%s"
-rwuser %s priv
-sysName hpiagent-test-fabric
-`, sw.addr, testSNMPUser, testAuthPass, testPrivPass, testSNMPUser)
-	cf := filepath.Join(dir, "snmpd.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("snmpd", "-f", "-C", "-c", cf, "-Lf", filepath.Join(dir, "snmpd.log"), "-p", filepath.Join(dir, "snmpd.pid"))
-	cmd.Env = append(os.Environ(), "SNMP_PERSISTENT_DIR="+dir, "MIBS=")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "snmpd.log"))
-			t.Logf("snmpd log:\n%s", b)
-		}
-	})
-	return sw
-}
-
-func operDown(name string) bool {
-	b, err := os.ReadFile("/sys/class/net/" + name + "/flags")
-	if err != nil {
-		return false
-	}
-	v, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(string(b), "0x")), 16, 32)
-	return v&1 == 0 // IFF_UP clear
-}
 
 func TestFabricOnNetSNMP(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sw := startFabricSwitch(t, 3)
-	cfg := FabricConfig{Address: sw.addr, User: testSNMPUser, AuthPassphrase: testAuthPass, PrivPassphrase: testPrivPass,
-		Ports: map[string][]int{"node-a": sw.ports[:2], "node-b": sw.ports[2:]}, Timeout: 500 * time.Millisecond}
+	sw := labswitch.Start(t, 3)
+	cfg := FabricConfig{Address: sw.Addr, User: labswitch.User, AuthPassphrase: labswitch.AuthPass, PrivPassphrase: labswitch.PrivPass,
+		Ports: map[string][]int{"node-a": sw.Ports[:2], "node-b": sw.Ports[2:]}, Timeout: 500 * time.Millisecond}
 	f, err := NewFabric(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -149,13 +38,13 @@ func TestFabricOnNetSNMP(t *testing.T) {
 	if st, err := SetAndConfirm(ctx, f, "node-a", PowerOff, confirm); err != nil || st != PowerOff {
 		t.Fatalf("off: %v %v", st, err)
 	}
-	for _, n := range sw.names[:2] {
-		if !operDown(n) {
+	for _, n := range sw.Names[:2] {
+		if !labswitch.OperDown(n) {
 			t.Errorf("interface %s still up after fabric fence", n)
 		}
 	}
-	if operDown(sw.names[2]) {
-		t.Errorf("node-b's port %s went down", sw.names[2])
+	if labswitch.OperDown(sw.Names[2]) {
+		t.Errorf("node-b's port %s went down", sw.Names[2])
 	}
 	if st, err := f.Status(ctx, "node-b"); err != nil || st != PowerOn {
 		t.Errorf("node-b: %v %v", st, err)
@@ -186,7 +75,7 @@ func TestFabricOnNetSNMP(t *testing.T) {
 			} else if strings.Contains(err.Error(), c.AuthPassphrase) || strings.Contains(err.Error(), c.PrivPassphrase) {
 				t.Errorf("%s: error leaks a passphrase: %v", tc.name, err)
 			}
-			if operDown(sw.names[0]) {
+			if labswitch.OperDown(sw.Names[0]) {
 				t.Fatalf("%s: port went down", tc.name)
 			}
 		}

@@ -383,8 +383,17 @@ func (c *Coordinator) Observe(ctx context.Context, fru FRU, prev, cur hpi.HsStat
 // event says so: a new leader calls it for every FRU it finds waiting in
 // InsertionPending (M2) or ExtractionPending (M5), whose transition it may
 // have missed. FRUs in other states start nothing here (an M1 FRU may be
-// fenced, not newly inserted).
+// fenced, not newly inserted). A FRU whose last workflow was aborted by
+// an operator stays as the operator left it: it is not restarted here
+// (a new hot-swap event, or Start through the API, starts it again), so
+// the leader may call Reconcile as often as it likes.
 func (c *Coordinator) Reconcile(ctx context.Context, fru FRU, cur hpi.HsState) error {
+	if cur != hpi.HsStateInsertionPending && cur != hpi.HsStateExtractionPending {
+		return nil
+	}
+	if w, ok := c.lastWorkflow(fru); ok && !w.Active() && w.Outcome == OutcomeAborted {
+		return nil
+	}
 	switch cur {
 	case hpi.HsStateInsertionPending:
 		return c.Observe(ctx, fru, hpi.HsStateInactive, cur)
@@ -392,6 +401,18 @@ func (c *Coordinator) Reconcile(ctx context.Context, fru FRU, cur hpi.HsState) e
 		return c.Observe(ctx, fru, hpi.HsStateActive, cur)
 	}
 	return nil
+}
+
+// lastWorkflow returns the most recently started workflow of fru the
+// Machine holds.
+func (c *Coordinator) lastWorkflow(fru FRU) (Workflow, bool) {
+	all := c.cfg.Machine.Workflows()
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].FRU.Key() == fru.Key() {
+			return all[i], true
+		}
+	}
+	return Workflow{}, false
 }
 
 // RunEvents feeds the hot-swap events of sub into Observe until ctx ends.

@@ -608,3 +608,50 @@ func TestReconcile(t *testing.T) {
 		}
 	}
 }
+
+// An operator's abort holds: the FRU, still waiting in M2, is not
+// restarted by Reconcile (which the leader calls periodically), while
+// another FRU waiting in M2 is, and a second Reconcile of a FRU with a
+// workflow in flight starts nothing more.
+func TestReconcileRespectsAbort(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tc := newTestCluster(t, "n1", "n2", "n3")
+	tc.hw.set(fruA, hpi.M2, Policy{})
+	tc.hw.set(fruB, hpi.M2, Policy{})
+	c := tc.coordinator("n1", nil)
+	m := tc.log.machine("n1")
+	if err := c.Reconcile(ctx, fruA, hpi.HsStateInsertionPending); err != nil {
+		t.Fatal(err)
+	}
+	id, busy := m.ActiveFor(fruA)
+	if !busy {
+		t.Fatal("no insertion started for a FRU waiting in M2")
+	}
+	if err := c.Reconcile(ctx, fruA, hpi.HsStateInsertionPending); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.Workflows()); n != 1 {
+		t.Fatalf("%d workflows after a second Reconcile, want 1", n)
+	}
+	if err := c.Abort(ctx, id, "operator", "not this board"); err != nil {
+		t.Fatal(err)
+	}
+	if _, busy := m.ActiveFor(fruA); busy {
+		t.Fatal("workflow still in flight after the abort")
+	}
+	for range 3 {
+		if err := c.Reconcile(ctx, fruA, hpi.HsStateInsertionPending); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, busy := m.ActiveFor(fruA); busy {
+		t.Error("Reconcile restarted the insertion an operator aborted")
+	}
+	if err := c.Reconcile(ctx, fruB, hpi.HsStateInsertionPending); err != nil {
+		t.Fatal(err)
+	}
+	if _, busy := m.ActiveFor(fruB); !busy {
+		t.Error("another FRU waiting in M2 was not reconciled")
+	}
+}

@@ -655,3 +655,28 @@ func (m *Monitor) setLED(ctx context.Context, f *fruRef, led uint8, set ipmi.LED
 	}
 	return nil
 }
+
+// HotSwapSensorOf returns the number of the hot-swap sensor of FRU fru on
+// the controller at IPMB-0 address ipmb, as of the last discovery, when
+// that controller owns it (a fencing executor reads it back through the
+// same bridged address). ok is false before the first discovery, for a
+// FRU the shelf does not report, and for one without a hot-swap sensor.
+func (m *Monitor) HotSwapSensorOf(ipmb, fru uint8) (num uint8, ok bool) {
+	m.mu.Lock()
+	idx := m.idx
+	m.mu.Unlock()
+	if idx == nil {
+		return 0, false
+	}
+	for _, f := range idx.frus {
+		if f.mc == nil || f.fru == nil || f.mc.IPMBAddr != ipmb || f.fru.ID != fru {
+			continue
+		}
+		hs := f.fru.HotSwap
+		if hs == nil || hs.Owner.Slave != ipmb {
+			return 0, false
+		}
+		return hs.Number, true
+	}
+	return 0, false
+}

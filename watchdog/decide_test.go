@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,15 +97,25 @@ func TestDeciderProperties(t *testing.T) {
 // fakeDevice records what the Feeder did to it (unit tests of the loop).
 type fakeDevice struct {
 	mu                   sync.Mutex
+	name                 string
 	arms, feeds, disarms int
 	failFeed             error
+	failArms             int // the first failArms calls of Arm fail
 }
 
-func (f *fakeDevice) Name() string { return "fake" }
+func (f *fakeDevice) Name() string {
+	if f.name != "" {
+		return f.name
+	}
+	return "fake"
+}
 func (f *fakeDevice) Arm(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.arms++
+	if f.arms <= f.failArms {
+		return errors.New("controller not reachable")
+	}
 	return nil
 }
 func (f *fakeDevice) Feed(context.Context) error {
@@ -210,5 +222,89 @@ func TestHeartbeat(t *testing.T) {
 		if err := h.Check(context.Background()); (err == nil) != s.ok {
 			t.Fatalf("step %d: %v, want ok=%v", i, err, s.ok)
 		}
+	}
+}
+
+// TestFeederArmRetries: a device that fails to arm (its controller not
+// reachable yet) does not keep the others from being armed and fed; it is
+// armed again at each feed, only while feeding is allowed, and a feeder
+// that was shut down never arms anything again.
+func TestFeederArmRetries(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name        string
+		failArms    int
+		healthy     []bool
+		wantArms    int // calls of the failing device's Arm
+		wantFeeds   int // feeds of the failing device
+		wantUnarmed bool
+	}{
+		{"armed at the first feed", 1, []bool{true, true, true}, 2, 2, false},
+		{"armed at the third feed", 3, []bool{true, true, true, true}, 4, 1, false},
+		{"never armed while unhealthy", 1, []bool{false, false, false}, 1, 0, true},
+		{"armed once healthy again", 1, []bool{false, true, true}, 2, 1, false},
+		{"never reachable", 100, []bool{true, true, true}, 4, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			good := &fakeDevice{name: "good"}
+			bad := &fakeDevice{name: "bad", failArms: tc.failArms}
+			i := 0
+			f, err := NewFeeder(FeederConfig{Devices: []Device{bad, good}, Logger: quiet(),
+				Checks: []HealthCheck{CheckFunc{N: "h", F: func(context.Context) error {
+					if tc.healthy[i] {
+						return nil
+					}
+					return errors.New("down")
+				}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Arm(ctx); err == nil || !strings.Contains(err.Error(), "arming watchdog bad") {
+				t.Fatalf("arm error %v, want one naming the failed device", err)
+			}
+			if st := f.Status(); !slices.Equal(st.Unarmed, []string{"bad"}) {
+				t.Fatalf("status after a failed arm: %+v", st)
+			}
+			for i = range tc.healthy {
+				_, err := f.Tick(ctx)
+				if tc.healthy[i] && (err != nil) != (bad.arms <= tc.failArms) {
+					t.Fatalf("tick %d: error %v with %d arm calls", i, err, bad.arms)
+				}
+			}
+			healthyTicks := 0
+			for _, h := range tc.healthy {
+				if h {
+					healthyTicks++
+				}
+			}
+			if bad.arms != tc.wantArms || bad.feeds != tc.wantFeeds || good.arms != 1 || good.feeds != healthyTicks {
+				t.Fatalf("bad: arms %d feeds %d (want %d %d); good: arms %d feeds %d (want 1 %d)",
+					bad.arms, bad.feeds, tc.wantArms, tc.wantFeeds, good.arms, good.feeds, healthyTicks)
+			}
+			if st := f.Status(); (len(st.Unarmed) != 0) != tc.wantUnarmed {
+				t.Fatalf("status %+v, want unarmed %v", st, tc.wantUnarmed)
+			}
+			if err := f.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			wantBadDisarms := 1
+			if tc.wantUnarmed {
+				wantBadDisarms = 0
+			}
+			if good.disarms != 1 || bad.disarms != wantBadDisarms {
+				t.Fatalf("disarms good %d bad %d, want 1 %d", good.disarms, bad.disarms, wantBadDisarms)
+			}
+			arms := bad.arms + good.arms
+			if err := f.Arm(ctx); !errors.Is(err, ErrStopped) {
+				t.Fatalf("arm after shutdown: %v", err)
+			}
+			if _, err := f.Tick(ctx); err != nil || bad.arms+good.arms != arms {
+				t.Fatalf("armed after shutdown (%v)", err)
+			}
+			if err := f.Run(ctx); !errors.Is(err, ErrStopped) {
+				t.Fatalf("run after shutdown: %v", err)
+			}
+		})
 	}
 }

@@ -40,9 +40,12 @@ const (
 
 // IPMIConfig configures the BMC watchdog device.
 type IPMIConfig struct {
-	// Conn is the local BMC (shelf/devipmi on /dev/ipmi0). Required.
+	// Conn reaches the controller: the local BMC or IPMC (shelf/devipmi
+	// on /dev/ipmi0), or a shelf manager's RMCP+ session that bridges to
+	// the blade's IPMC. Required.
 	Conn ipmi.Conn
-	// Addr is the controller, normally the zero Addr (the local BMC).
+	// Addr is the controller, normally the zero Addr (the controller at
+	// the end of Conn); an IPMB address when Conn bridges to it.
 	Addr ipmi.Addr
 	// Timeout is the countdown. Default 60 s: several feeding intervals,
 	// and longer than a slow health check, so only a real hang or a
@@ -82,7 +85,12 @@ func NewIPMI(cfg IPMIConfig) (*IPMI, error) {
 }
 
 // Name implements Device.
-func (w *IPMI) Name() string { return "ipmi-bmc" }
+func (w *IPMI) Name() string {
+	if w.cfg.Addr.Local() {
+		return "ipmi-bmc"
+	}
+	return "ipmi-bmc (" + w.cfg.Addr.String() + ")"
+}
 
 func (w *IPMI) set(ctx context.Context, action ipmi.WatchdogAction, disarm bool) error {
 	wd := ipmi.Watchdog{

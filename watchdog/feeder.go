@@ -64,7 +64,7 @@ type Feeder struct {
 	mu      sync.Mutex
 	dec     *Decider
 	last    Decision
-	armed   bool
+	armed   []bool // per device, in the order of cfg.Devices
 	stopped bool
 	feeds   uint64
 }
@@ -89,26 +89,60 @@ func NewFeeder(cfg FeederConfig) (*Feeder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Feeder{cfg: cfg, dec: NewDecider(cfg.SelfFenceAfter), last: Decision{Feed: true}}, nil
+	return &Feeder{cfg: cfg, dec: NewDecider(cfg.SelfFenceAfter), last: Decision{Feed: true}, armed: make([]bool, len(cfg.Devices))}, nil
 }
 
-// Arm arms every device. A device that fails to arm is an error: running
-// without the watchdog the configuration asks for is not safe.
+// ErrStopped is returned by Arm after Shutdown: a stopped feeder never
+// arms a device again, so a disarmed watchdog cannot be armed behind a
+// clean stop's back.
+var ErrStopped = errors.New("watchdog: feeder stopped")
+
+// Arm arms every device not armed yet. A device that fails to arm is an
+// error (running without the watchdog the configuration asks for is not
+// safe), but it does not stop the others: they are armed, and Tick arms
+// the failed one again at each feed, so that a controller reached through
+// a session that is not up yet (a shelf manager still starting) is armed
+// as soon as it answers, and a device armed meanwhile is fed.
 func (f *Feeder) Arm(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, d := range f.cfg.Devices {
-		if err := d.Arm(ctx); err != nil {
-			return fmt.Errorf("arming watchdog %s: %w", d.Name(), err)
-		}
+	if f.stopped {
+		return ErrStopped
 	}
-	f.armed = true
-	return nil
+	return f.armLocked(ctx)
 }
 
-// Tick runs the health checks, asks the Decider and feeds every device if
-// allowed. It returns the decision and the errors of devices that could
-// not be fed.
+func (f *Feeder) armLocked(ctx context.Context) error {
+	var errs []error
+	for i, d := range f.cfg.Devices {
+		if f.armed[i] {
+			continue
+		}
+		if err := d.Arm(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("arming watchdog %s: %w", d.Name(), err))
+			continue
+		}
+		f.armed[i] = true
+		f.cfg.Logger.Info("watchdog armed", "device", d.Name())
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Feeder) armedCount() int {
+	n := 0
+	for _, a := range f.armed {
+		if a {
+			n++
+		}
+	}
+	return n
+}
+
+// Tick runs the health checks, asks the Decider and, if allowed, feeds
+// every armed device and arms again those that failed to arm (a device is
+// armed only when it would be fed: arming one while the node is unhealthy
+// or self-fencing would only start a countdown nobody feeds). It returns
+// the decision and the errors of devices that could not be fed or armed.
 func (f *Feeder) Tick(ctx context.Context) (Decision, error) {
 	var failing []string
 	cctx, cancel := context.WithTimeout(ctx, f.cfg.CheckTimeout)
@@ -140,25 +174,39 @@ func (f *Feeder) Tick(ctx context.Context) (Decision, error) {
 		}
 	}
 	f.last = d
-	if !d.Feed || !f.armed {
+	if !d.Feed {
 		return d, nil
 	}
 	var errs []error
-	for _, dev := range f.cfg.Devices {
+	fed := false
+	for i, dev := range f.cfg.Devices {
+		if !f.armed[i] {
+			continue
+		}
 		if err := dev.Feed(ctx); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		fed = true
 	}
-	f.feeds++
+	if fed {
+		f.feeds++
+	}
+	if f.armedCount() < len(f.armed) {
+		errs = append(errs, f.armLocked(ctx))
+	}
 	return d, errors.Join(errs...)
 }
 
-// Run arms the devices and ticks every Interval until ctx ends. It does
-// not disarm: call Shutdown on a clean stop. Leaving without disarming is
+// Run arms the devices and ticks every Interval until ctx ends; a device
+// that fails to arm is logged and armed again at each feed. It does not
+// disarm: call Shutdown on a clean stop. Leaving without disarming is
 // what an unclean stop must do.
 func (f *Feeder) Run(ctx context.Context) error {
-	if err := f.Arm(ctx); err != nil {
+	if err := f.Arm(ctx); errors.Is(err, ErrStopped) {
 		return err
+	} else if err != nil {
+		f.cfg.Logger.Error("watchdog not armed; trying again at each feed", "error", err)
 	}
 	t := time.NewTicker(f.cfg.Interval)
 	defer t.Stop()
@@ -185,16 +233,18 @@ func (f *Feeder) Shutdown(ctx context.Context) error {
 		f.cfg.Logger.Warn("watchdogs left armed at shutdown: self-fencing")
 		return nil
 	}
-	if !f.armed {
-		return nil
-	}
 	var errs []error
-	for _, d := range f.cfg.Devices {
+	for i, d := range f.cfg.Devices {
+		if !f.armed[i] {
+			continue
+		}
 		if err := d.Disarm(ctx); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		f.armed[i] = false
+		f.cfg.Logger.Info("watchdog disarmed", "device", d.Name())
 	}
-	f.armed = false
 	return errors.Join(errs...)
 }
 
@@ -204,13 +254,24 @@ type Status struct {
 	SelfFencing bool
 	Reason      string
 	Feeds       uint64
+	// Unarmed names the devices that failed to arm and are armed again
+	// at each feed.
+	Unarmed []string
 }
 
 // Status returns the last decision.
 func (f *Feeder) Status() Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return Status{Feeding: f.last.Feed && f.armed && !f.stopped, SelfFencing: f.last.SelfFencing, Reason: f.last.Reason, Feeds: f.feeds}
+	st := Status{Feeding: f.last.Feed && f.armedCount() > 0 && !f.stopped, SelfFencing: f.last.SelfFencing, Reason: f.last.Reason, Feeds: f.feeds}
+	if !f.stopped {
+		for i, d := range f.cfg.Devices {
+			if !f.armed[i] {
+				st.Unarmed = append(st.Unarmed, d.Name())
+			}
+		}
+	}
+	return st
 }
 
 // Heartbeat is a health check for a loop that must keep turning (the

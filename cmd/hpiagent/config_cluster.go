@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"hpiagent/fencing"
@@ -26,10 +27,11 @@ type ClusterConfig struct {
 	// must have the same list. Required, at least this node.
 	Nodes []ClusterNodeConfig `yaml:"nodes"`
 
-	// GossipKeys are the memberlist keyring keys (16, 24 or 32 bytes, AES;
-	// the first encrypts, all decrypt) read from systemd credentials, a
-	// 0600 file or a prompt, never from this file. Required: there is no
-	// unencrypted gossip.
+	// GossipKeys are the memberlist keyring keys (AES keys of 16, 24 or
+	// 32 bytes, each secret holding its standard base64 encoding, as from
+	// `openssl rand -base64 32`; the first encrypts, all decrypt) read
+	// from systemd credentials, a 0600 file or a prompt, never from this
+	// file. Required: there is no unencrypted gossip.
 	GossipKeys []SecretRef `yaml:"gossip_keys"`
 
 	// Label is bound into every gossip packet, so clusters sharing a key
@@ -76,14 +78,51 @@ type ClusterNodeConfig struct {
 type FencingConfig struct {
 	// Levels are tried in order; each level's executors must all succeed
 	// (types picmg-power-level: PICMG Set Power Level 0 through the shelf
-	// manager; chassis: IPMI chassis power of the blade's controller).
-	// Required, at least one.
+	// manager; picmg-deactivate: Set FRU Activation (deactivate), read
+	// back from the FRU's hot-swap sensor as discovery found it; chassis:
+	// IPMI chassis power of the blade's controller; fabric: the node's
+	// switch ports set down over SNMPv3, with switch naming one of
+	// switches). Required, at least one.
 	Levels []fencing.LevelConfig `yaml:"levels"`
 
 	// Nodes maps cluster node names to their blade: shelf (a name of
-	// shelves[]), ipmb, fru, chassis_ipmb, entity. Required: a node
-	// without an entry is never fenced.
+	// shelves[]), ipmb, fru, chassis_ipmb, entity, and fabric_ports (switch
+	// name to ifIndex list) for fabric levels. Required: a node without an
+	// entry is never fenced.
 	Nodes map[string]fencing.NodeHardware `yaml:"nodes"`
+
+	// Switches are the fabric switches that fabric executors set ports
+	// down on. Required when a level has a fabric executor.
+	Switches []FabricSwitchConfig `yaml:"switches"`
+}
+
+// FabricSwitchConfig is one fabric switch reached over SNMPv3 authPriv
+// (there is no v1/v2c: a community string is a password sent in clear,
+// and a forged or replayed SET would cut a healthy blade off).
+type FabricSwitchConfig struct {
+	// Name is what fabric executors and nodes' fabric_ports call the
+	// switch. Required, unique.
+	Name string `yaml:"name"`
+	// Address is the switch's SNMP agent, host:port (161 on most
+	// switches). Required.
+	Address string `yaml:"address"`
+	// User is the SNMPv3 user with write access to IF-MIB ifAdminStatus.
+	// Required.
+	User string `yaml:"user"`
+	// AuthProtocol is SHA, SHA-256 or SHA-512. Default: SHA, what every
+	// switch offers; use SHA-2 where the switch has it.
+	AuthProtocol string `yaml:"auth_protocol"`
+	// AuthPassphrase and PrivPassphrase are secrets (systemd credential,
+	// 0600 file or prompt), at least 8 bytes (RFC 3414). Required.
+	AuthPassphrase SecretRef `yaml:"auth_passphrase"`
+	// PrivProtocol is AES or AES-256. Default: AES (AES-128, what every
+	// switch offers).
+	PrivProtocol   string    `yaml:"priv_protocol"`
+	PrivPassphrase SecretRef `yaml:"priv_passphrase"`
+	// Timeout is how long one SNMP request waits for its answer. Default:
+	// 2s; a request is sent up to 3 times (SETs of ifAdminStatus are
+	// idempotent), within the level's confirm_timeout.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // WatchdogConfig is the watchdog section: which watchdogs are fed while
@@ -105,15 +144,74 @@ type WatchdogConfig struct {
 
 // WatchdogDeviceConfig is one watchdog device.
 type WatchdogDeviceConfig struct {
-	// Type is dev (a kernel watchdog device such as /dev/watchdog) or
-	// systemd (the service watchdog, WatchdogSec=). Required.
+	// Type is dev (a kernel watchdog device such as /dev/watchdog),
+	// systemd (the service watchdog, WatchdogSec=) or ipmi (the IPMI
+	// watchdog timer of this blade's own controller, its IPMC or BMC,
+	// which resets the blade from outside the host: it still acts when
+	// the kernel hangs). Required.
 	Type string `yaml:"type"`
 	// Path is the kernel device (dev only). Default: /dev/watchdog.
 	Path string `yaml:"path"`
-	// Timeout is set on the device (dev only, whole seconds). Default:
-	// the driver's own (softdog: 60 s).
+	// Timeout is the countdown set on the device. dev: whole seconds;
+	// default the driver's own (softdog: 60 s). ipmi: whole 100 ms units
+	// (the timer's resolution), at most 6553.5s; default 60s, several
+	// feeding intervals and longer than a slow health check, so only a
+	// real hang or a deliberate stop lets it expire. Either way at least
+	// three feeding intervals (interval), so one late or lost feed never
+	// resets a healthy blade.
 	Timeout Duration `yaml:"timeout"`
+
+	// Device is the OpenIPMI device through which the local controller
+	// is reached (ipmi only). Default: /dev/ipmi0, the normal case on a
+	// blade whose IPMC or BMC the kernel's ipmi_si/ipmi_devintf drivers
+	// serve. Not with shelf.
+	Device string `yaml:"device"`
+	// Shelf names a shelf of shelves whose RMCP+ session reaches the
+	// controller (ipmi only), for a blade without a local IPMI driver.
+	// The daemon's session to that shelf manager is used (it is
+	// reconnected when lost; no second session is opened), so the
+	// shelf's user needs operator privilege. Feeds then depend on the
+	// shelf manager: timeout must be longer than a shelf manager
+	// restart or failover, or an outage of it resets the blade.
+	// Default: none (device is used). Needs ipmb.
+	Shelf string `yaml:"shelf"`
+	// IPMB is the IPMB-0 address of this blade's IPMC behind shelf
+	// (e.g. 0x82 in slot 1 of an ATCA shelf), reached by bridging.
+	// 0x20 addresses the controller at the end of the session itself,
+	// without bridging: only right when that controller is this
+	// machine's own BMC reached over LAN (on an ATCA shelf, 0x20 is the
+	// shelf manager, whose watchdog would reset the shelf manager, not
+	// this blade). Required with shelf, not allowed without it.
+	IPMB uint8 `yaml:"ipmb"`
+	// Action is what the controller does when the countdown expires
+	// (ipmi only): hard-reset, power-down or power-cycle. Default:
+	// hard-reset, enough to stop the node's services and the quickest
+	// way back into the cluster; power-down keeps the blade off until an
+	// operator powers it on.
+	Action string `yaml:"action"`
+	// PreTimeout is the interrupt the controller raises pre_timeout_interval
+	// before the countdown expires (ipmi only): none, smi, nmi or
+	// msg-interrupt. Default: none. nmi lets a kernel with
+	// panic-on-NMI (kdump) write a crash dump of a hung node before the
+	// reset.
+	PreTimeout string `yaml:"pre_timeout"`
+	// PreTimeoutInterval is how long before expiry the pre-timeout
+	// interrupt fires (ipmi only, with pre_timeout): whole seconds, at
+	// least 1s, at most 255s, and the countdown up to the interrupt
+	// (timeout minus this) at least three feeding intervals, so a
+	// healthy node never gets the interrupt. Default: none, required
+	// with pre_timeout.
+	PreTimeoutInterval Duration `yaml:"pre_timeout_interval"`
 }
+
+// Defaults and limits of the ipmi watchdog device.
+const (
+	DefaultIPMIWatchdogDevice  = "/dev/ipmi0"
+	DefaultIPMIWatchdogTimeout = 60 * time.Second
+	DefaultIPMIWatchdogAction  = "hard-reset"
+	maxIPMIWatchdogTimeout     = 6553500 * time.Millisecond
+	maxIPMIPreTimeoutInterval  = 255 * time.Second
+)
 
 // Defaults of the cluster sections.
 const (
@@ -233,6 +331,13 @@ func (c *Config) validateFencing(nodes map[string]int) error {
 	if len(f.Levels) == 0 {
 		return c.errAt("fencing.levels", "required: at least one level")
 	}
+	switches := map[string]int{}
+	for i := range f.Switches {
+		if err := c.validateSwitch(i, switches); err != nil {
+			return err
+		}
+	}
+	usedSwitch := map[string]bool{}
 	for i, l := range f.Levels {
 		k := fmt.Sprintf("fencing.levels[%d]", i)
 		if l.Name == "" {
@@ -245,17 +350,22 @@ func (c *Config) validateFencing(nodes map[string]int) error {
 			return c.errAt(k+".executors", "required: at least one executor")
 		}
 		for j, e := range l.Executors {
+			ek := fmt.Sprintf("%s.executors[%d]", k, j)
 			switch e.Type {
-			case fencing.ExecPICMGPowerLevel, fencing.ExecChassis:
-			case fencing.ExecPICMGDeactivate:
-				// The deactivation method reads the FRU's hot-swap sensor
-				// back, whose number only discovery knows, and the topology
-				// is built at start, before the first discovery.
-				return c.errAt(fmt.Sprintf("%s.executors[%d].type", k, j), "picmg-deactivate is not available in this version (it needs the discovered hot-swap sensor at start); use picmg-power-level or chassis")
+			case fencing.ExecPICMGPowerLevel, fencing.ExecChassis, fencing.ExecPICMGDeactivate:
+				if e.Switch != "" {
+					return c.errAt(ek+".switch", "applies to type fabric only")
+				}
 			case fencing.ExecFabric:
-				return c.errAt(fmt.Sprintf("%s.executors[%d].type", k, j), "fabric executors are not configurable in this version")
+				if e.Switch == "" {
+					return c.errAt(ek+".switch", "required: the name of one of fencing.switches")
+				}
+				if _, ok := switches[e.Switch]; !ok {
+					return c.errAt(ek+".switch", "%q is not the name of one of fencing.switches", e.Switch)
+				}
+				usedSwitch[e.Switch] = true
 			default:
-				return c.errAt(fmt.Sprintf("%s.executors[%d].type", k, j), "%q is not one of picmg-power-level, chassis", e.Type)
+				return c.errAt(ek+".type", "%q is not one of picmg-power-level, picmg-deactivate, chassis, fabric", e.Type)
 			}
 		}
 	}
@@ -280,6 +390,74 @@ func (c *Config) validateFencing(nodes map[string]int) error {
 		if hw.ChassisIPMB&1 != 0 {
 			return c.errAt(k+".chassis_ipmb", "%#x is not an IPMB slave address (even)", hw.ChassisIPMB)
 		}
+		for sw, ports := range hw.FabricPorts {
+			if _, ok := switches[sw]; !ok {
+				return c.errAt(k+".fabric_ports", "%q is not the name of one of fencing.switches", sw)
+			}
+			for _, p := range ports {
+				if p <= 0 || p > 2147483647 {
+					return c.errAt(k+".fabric_ports", "switch %s: %d is not an ifIndex (1..2147483647)", sw, p)
+				}
+			}
+		}
+		for sw := range usedSwitch {
+			if len(hw.FabricPorts[sw]) == 0 {
+				return c.errAt(k+".fabric_ports", "no ports on switch %s, which a fabric level uses: the node could not be isolated there", sw)
+			}
+		}
+	}
+	for i, sw := range f.Switches {
+		if !usedSwitch[sw.Name] {
+			return c.errAt(fmt.Sprintf("fencing.switches[%d]", i), "switch %q is not used by any fabric executor", sw.Name)
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateSwitch(i int, seen map[string]int) error {
+	sw := &c.Fencing.Switches[i]
+	k := fmt.Sprintf("fencing.switches[%d]", i)
+	if err := pki.ValidName(sw.Name); err != nil {
+		return c.errAt(k+".name", "%q is not a switch name: %v", sw.Name, err)
+	}
+	if j, dup := seen[sw.Name]; dup {
+		return c.errAt(k+".name", "%q is also the name of fencing.switches[%d]", sw.Name, j)
+	}
+	seen[sw.Name] = i
+	if sw.Address == "" {
+		return c.errAt(k+".address", "required: host:port of the switch's SNMP agent")
+	}
+	if err := checkHostPort(sw.Address); err != nil {
+		return c.errAt(k+".address", "%v", err)
+	}
+	if sw.User == "" {
+		return c.errAt(k+".user", "required: the SNMPv3 user with write access to ifAdminStatus")
+	}
+	switch sw.AuthProtocol {
+	case "":
+		sw.AuthProtocol = fencing.AuthSHA
+	case fencing.AuthSHA, fencing.AuthSHA256, fencing.AuthSHA512:
+	default:
+		return c.errAt(k+".auth_protocol", "%q is not one of SHA, SHA-256, SHA-512 (MD5 is not accepted)", sw.AuthProtocol)
+	}
+	switch sw.PrivProtocol {
+	case "":
+		sw.PrivProtocol = fencing.PrivAES
+	case fencing.PrivAES, fencing.PrivAES256:
+	default:
+		return c.errAt(k+".priv_protocol", "%q is not one of AES, AES-256 (DES is not accepted)", sw.PrivProtocol)
+	}
+	if err := c.checkRef(k+".auth_passphrase", sw.AuthPassphrase, true); err != nil {
+		return err
+	}
+	if err := c.checkRef(k+".priv_passphrase", sw.PrivPassphrase, true); err != nil {
+		return err
+	}
+	if sw.Timeout < 0 {
+		return c.errAt(k+".timeout", "%s is negative", time.Duration(sw.Timeout))
+	}
+	if sw.Timeout == 0 {
+		sw.Timeout = Duration(2 * time.Second)
 	}
 	return nil
 }
@@ -287,22 +465,7 @@ func (c *Config) validateFencing(nodes map[string]int) error {
 func (c *Config) validateWatchdog() error {
 	w := c.Watchdog
 	if len(w.Devices) == 0 {
-		return c.errAt("watchdog.devices", "required: at least one device (dev or systemd)")
-	}
-	for i, d := range w.Devices {
-		k := fmt.Sprintf("watchdog.devices[%d]", i)
-		switch d.Type {
-		case "dev":
-			if d.Timeout < 0 || time.Duration(d.Timeout)%time.Second != 0 {
-				return c.errAt(k+".timeout", "%s is not a whole number of seconds", time.Duration(d.Timeout))
-			}
-		case "systemd":
-			if d.Path != "" || d.Timeout != 0 {
-				return c.errAt(k, "path and timeout apply to type dev only")
-			}
-		default:
-			return c.errAt(k+".type", "%q is not one of dev, systemd", d.Type)
-		}
+		return c.errAt("watchdog.devices", "required: at least one device (dev, systemd or ipmi)")
 	}
 	if w.SelfFenceAfter == 0 {
 		w.SelfFenceAfter = Duration(DefaultSelfFenceAfter)
@@ -314,10 +477,124 @@ func (c *Config) validateWatchdog() error {
 	} else if time.Duration(w.Interval) < 100*time.Millisecond {
 		return c.errAt("watchdog.interval", "%s is below 100ms", time.Duration(w.Interval))
 	}
-	for i, d := range w.Devices {
-		if d.Type == "dev" && d.Timeout != 0 && time.Duration(d.Timeout) < 3*time.Duration(w.Interval) {
-			return c.errAt(fmt.Sprintf("watchdog.devices[%d].timeout", i), "%s is under three feeding intervals (%s)", time.Duration(d.Timeout), time.Duration(w.Interval))
+	interval := time.Duration(w.Interval)
+	controllers := map[string]int{} // the controllers of ipmi devices, to refuse two feeders of one timer
+	for i := range w.Devices {
+		d := &w.Devices[i]
+		k := fmt.Sprintf("watchdog.devices[%d]", i)
+		switch d.Type {
+		case "dev", "systemd":
+			if d.Device != "" || d.Shelf != "" || d.IPMB != 0 || d.Action != "" || d.PreTimeout != "" || d.PreTimeoutInterval != 0 {
+				return c.errAt(k, "device, shelf, ipmb, action, pre_timeout and pre_timeout_interval apply to type ipmi only")
+			}
 		}
+		switch d.Type {
+		case "dev":
+			if d.Timeout < 0 || time.Duration(d.Timeout)%time.Second != 0 {
+				return c.errAt(k+".timeout", "%s is not a whole number of seconds", time.Duration(d.Timeout))
+			}
+		case "systemd":
+			if d.Path != "" || d.Timeout != 0 {
+				return c.errAt(k, "path and timeout apply to types dev and ipmi only")
+			}
+		case "ipmi":
+			if err := c.validateIPMIWatchdog(k, d, interval); err != nil {
+				return err
+			}
+			where := "device " + d.Device
+			if d.Shelf != "" {
+				where = fmt.Sprintf("shelf %s IPMB %#x", d.Shelf, d.IPMB)
+			}
+			if j, dup := controllers[where]; dup {
+				return c.errAt(k, "the same controller (%s) as watchdog.devices[%d]: one timer fed with two settings", where, j)
+			}
+			controllers[where] = i
+		default:
+			return c.errAt(k+".type", "%q is not one of dev, systemd, ipmi", d.Type)
+		}
+		if d.Type != "systemd" && d.Timeout != 0 && time.Duration(d.Timeout) < 3*interval {
+			return c.errAt(k+".timeout", "%s is under three feeding intervals (%s)", time.Duration(d.Timeout), interval)
+		}
+	}
+	return nil
+}
+
+// validateIPMIWatchdog checks an ipmi watchdog device k and applies its
+// defaults.
+func (c *Config) validateIPMIWatchdog(k string, d *WatchdogDeviceConfig, interval time.Duration) error {
+	if d.Path != "" {
+		return c.errAt(k+".path", "path is for type dev; an ipmi device takes device (the OpenIPMI device) or shelf and ipmb")
+	}
+	switch {
+	case d.Shelf != "" && d.Device != "":
+		return c.errAt(k+".device", "device and shelf are exclusive: the controller is reached either through the local OpenIPMI device or through a shelf manager's session")
+	case d.Shelf != "":
+		found := false
+		for _, s := range c.Shelves {
+			found = found || s.Name == d.Shelf
+		}
+		if !found {
+			return c.errAt(k+".shelf", "%q is not the name of a shelf in shelves", d.Shelf)
+		}
+		if d.IPMB == 0 {
+			return c.errAt(k+".ipmb", "required with shelf: the IPMB-0 address of this blade's IPMC")
+		}
+		if d.IPMB&1 != 0 {
+			return c.errAt(k+".ipmb", "%#x is not an IPMB slave address (even, not 0)", d.IPMB)
+		}
+	default:
+		if d.IPMB != 0 {
+			return c.errAt(k+".ipmb", "ipmb applies with shelf only: the device reaches this blade's own controller")
+		}
+		if d.Device == "" {
+			d.Device = DefaultIPMIWatchdogDevice
+		}
+		if !strings.HasPrefix(d.Device, "/") {
+			return c.errAt(k+".device", "%q is not an absolute path", d.Device)
+		}
+	}
+	timeout := time.Duration(d.Timeout)
+	switch {
+	case timeout == 0:
+		timeout = DefaultIPMIWatchdogTimeout
+		d.Timeout = Duration(timeout)
+	case timeout < 0 || timeout%(100*time.Millisecond) != 0:
+		return c.errAt(k+".timeout", "%s is not a whole number of 100ms units (the IPMI timer's resolution)", timeout)
+	case timeout > maxIPMIWatchdogTimeout:
+		return c.errAt(k+".timeout", "%s is above the IPMI timer's 6553.5s", timeout)
+	case timeout < 3*interval:
+		return c.errAt(k+".timeout", "%s is under three feeding intervals (%s)", timeout, interval)
+	}
+	switch d.Action {
+	case "":
+		d.Action = DefaultIPMIWatchdogAction
+	case "hard-reset", "power-down", "power-cycle":
+	default:
+		return c.errAt(k+".action", "%q is not one of hard-reset, power-down, power-cycle", d.Action)
+	}
+	pre := time.Duration(d.PreTimeoutInterval)
+	switch d.PreTimeout {
+	case "", "none":
+		d.PreTimeout = "none"
+		if pre != 0 {
+			return c.errAt(k+".pre_timeout_interval", "applies only with a pre_timeout other than none")
+		}
+		return nil
+	case "smi", "nmi", "msg-interrupt":
+	default:
+		return c.errAt(k+".pre_timeout", "%q is not one of none, smi, nmi, msg-interrupt", d.PreTimeout)
+	}
+	switch {
+	case pre == 0:
+		return c.errAt(k+".pre_timeout_interval", "required with pre_timeout %s: how long before expiry the interrupt fires (whole seconds)", d.PreTimeout)
+	case pre < time.Second || pre%time.Second != 0:
+		return c.errAt(k+".pre_timeout_interval", "%s is not a whole number of seconds (at least 1s)", pre)
+	case pre > maxIPMIPreTimeoutInterval:
+		return c.errAt(k+".pre_timeout_interval", "%s is above 255s", pre)
+	case pre >= timeout:
+		return c.errAt(k+".pre_timeout_interval", "%s is not below the timeout (%s)", pre, timeout)
+	case timeout-pre < 3*interval:
+		return c.errAt(k+".pre_timeout_interval", "the interrupt would fire %s after the last feed, under three feeding intervals (%s): a healthy node would get it", timeout-pre, interval)
 	}
 	return nil
 }

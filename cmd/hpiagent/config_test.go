@@ -339,3 +339,43 @@ func TestCheckCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleClusterSectionsParse: the commented cluster, fencing and
+// watchdog sections of the example, uncommented, are a valid
+// configuration, so an operator who copies them starts from something
+// that loads.
+func TestExampleClusterSectionsParse(t *testing.T) {
+	b, err := os.ReadFile("../../configs/hpiagent.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	var active, commented []string
+	in := false
+	for _, l := range lines {
+		if l == "# cluster:" {
+			in = true
+		}
+		switch {
+		case !in:
+			active = append(active, l)
+		case l == "#":
+			commented = append(commented, "")
+		case strings.HasPrefix(l, "# "):
+			commented = append(commented, strings.TrimPrefix(l, "# "))
+		default:
+			in = false
+			active = append(active, l)
+		}
+	}
+	if len(commented) == 0 {
+		t.Fatal("the example has no commented cluster section")
+	}
+	c, err := ParseConfig([]byte(strings.Join(active, "\n") + "\n" + strings.Join(commented, "\n") + "\n"))
+	if err != nil {
+		t.Fatalf("uncommented cluster sections of the example: %v", err)
+	}
+	if c.Cluster == nil || c.Fencing == nil || c.Watchdog == nil || len(c.Fencing.Switches) == 0 {
+		t.Errorf("the example should show cluster, fencing with a fabric switch, and watchdog: %+v", c)
+	}
+}

@@ -95,6 +95,10 @@ type daemon struct {
 	apiDone chan struct{}
 	pet     *pet.Receiver
 	node    *node // nil without cluster and watchdog sections
+	// shelfCancel ends the shelf loops and closes their sessions; stop
+	// calls it once the node has closed, so that the watchdog's disarm
+	// and a fence in flight still have their shelf sessions.
+	shelfCancel context.CancelFunc
 }
 
 // shelfRun keeps one shelf manager's session and Monitor alive.
@@ -255,10 +259,12 @@ func (d *daemon) start(ctx context.Context) error {
 		return fmt.Errorf("opening the audit log %s: %w", cfg.Audit.Path, err)
 	}
 	d.audit = al
+	sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.shelfCancel = scancel
 	for i, sc := range cfg.Shelves {
 		r := &shelfRun{cfg: sc, pw: d.sec.ShelfPasswords[sc.Name], log: d.log.With("shelf", sc.Name), done: make(chan struct{})}
 		d.shelves = append(d.shelves, r)
-		go d.runShelf(ctx, r, i)
+		go d.runShelf(sctx, r, i)
 	}
 	if cfg.PET.Listen != "" {
 		if err := d.startPET(ctx); err != nil {
@@ -577,6 +583,9 @@ func (d *daemon) Health() api.Health {
 // audit log is flushed and closed. ctx of start must be cancelled first.
 func (d *daemon) stop() {
 	d.node.close() // started last, stopped first: leave the cluster gracefully
+	if d.shelfCancel != nil {
+		d.shelfCancel() // after the node: its watchdog disarms through them
+	}
 	deadline := time.After(stopTimeout)
 	if d.apiDone != nil {
 		select {

@@ -42,6 +42,13 @@ var wipeSecret = []byte("SECRET-KEY-MATERIAL-")
 // Locked).
 func newHotSwapLab(t *testing.T, ctx context.Context, bin string) *hotswapLab {
 	t.Helper()
+	return newHotSwapLabWith(t, ctx, bin, false)
+}
+
+// newHotSwapLabWith is newHotSwapLab; with waitingInM2 the blade is
+// already inserted and waiting in M2 when the agents start.
+func newHotSwapLabWith(t *testing.T, ctx context.Context, bin string, waitingInM2 bool) *hotswapLab {
+	t.Helper()
 	b := make([]byte, 2)
 	rand.Read(b)
 	netPrefix := fmt.Sprintf("127.%d.%d.", 1+int(b[0])%250, 1+int(b[1])%250)
@@ -84,10 +91,7 @@ func newHotSwapLab(t *testing.T, ctx context.Context, bin string) *hotswapLab {
 	if err := ca.Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	keyFile := filepath.Join(dir, "gossip.key")
-	writeSecret(t, keyFile, key)
+	keyFile := writeGossipKey(t, dir)
 	pwFile := filepath.Join(dir, "shelf.password")
 	writeSecret(t, pwFile, []byte(u.Password))
 	cc, err := ca.Issue(pki.IssueRequest{Name: "operator", Kind: pki.KindClient, Validity: 30 * time.Minute})
@@ -220,6 +224,13 @@ hotswap:
 		st, err := srv.Shelf().State(blade.Addr)
 		return err == nil && st == sim.M1
 	})
+	if waitingInM2 {
+		lab.insert(ctx)
+		lab.waitFor("the blade in M2", 10*time.Second, func() bool {
+			st, err := srv.Shelf().State(blade.Addr)
+			return err == nil && st == sim.M2
+		})
+	}
 	if err := ipmi.ClearSEL(ctx, sess, ipmi.Addr{}, 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -324,6 +335,36 @@ func (l *hotswapLab) insert(ctx context.Context) {
 	}
 }
 
+// waitInsertion waits until an insertion of the lab blade has finished
+// and checks that it activated the blade (M4, read from the shelf) with
+// every agent's apply hook run once.
+func (l *hotswapLab) waitInsertion(what string, timeout time.Duration) wfView {
+	l.t.Helper()
+	var ins wfView
+	l.waitFor(what, timeout, func() bool {
+		for _, w := range l.workflows(l.agents[0]) {
+			if w.Kind == "insertion" && !w.Active {
+				ins = w
+				return true
+			}
+		}
+		return false
+	})
+	if ins.Outcome != "activated" {
+		l.t.Fatalf("insertion: %+v", ins)
+	}
+	if st, _ := l.srv.Shelf().State(l.blade.Addr); st != sim.M4 {
+		l.t.Fatalf("blade in %s after the insertion, want M4", st)
+	}
+	runs := l.hookRuns("apply", ins.ID)
+	for _, ag := range l.agents {
+		if runs[ag.name] != 1 {
+			l.t.Errorf("%s ran its apply hook %d times for %s, want 1 (%v)", ag.name, runs[ag.name], ins.ID, runs)
+		}
+	}
+	return ins
+}
+
 // TestHotSwapInsertionAndForcedExtraction: an insertion runs every
 // agent's exec hook once and the blade reaches M4 (read back from the
 // shelf); a forced extraction requested through the API revokes on every
@@ -340,29 +381,7 @@ func TestHotSwapInsertionAndForcedExtraction(t *testing.T) {
 	l := newHotSwapLab(t, ctx, bin)
 	sh := l.srv.Shelf()
 	l.insert(ctx)
-
-	var ins wfView
-	l.waitFor("the insertion to finish", 30*time.Second, func() bool {
-		for _, w := range l.workflows(l.agents[0]) {
-			if w.Kind == "insertion" && !w.Active {
-				ins = w
-				return true
-			}
-		}
-		return false
-	})
-	if ins.Outcome != "activated" {
-		t.Fatalf("insertion: %+v", ins)
-	}
-	if st, _ := sh.State(l.blade.Addr); st != sim.M4 {
-		t.Fatalf("blade in %s after the insertion, want M4", st)
-	}
-	runs := l.hookRuns("apply", ins.ID)
-	for _, ag := range l.agents {
-		if runs[ag.name] != 1 {
-			t.Errorf("%s ran its apply hook %d times for %s, want 1 (%v)", ag.name, runs[ag.name], ins.ID, runs)
-		}
-	}
+	ins := l.waitInsertion("the insertion to finish", 30*time.Second)
 
 	// Forced extraction through a non-owner's API (forwarded to the
 	// leader when that node does not lead).
@@ -415,7 +434,7 @@ func TestHotSwapInsertionAndForcedExtraction(t *testing.T) {
 	if st, _ := sh.State(l.blade.Addr); st != sim.M1 {
 		t.Fatalf("blade in %s after the extraction, want M1", st)
 	}
-	runs = l.hookRuns("revoke", ext.ID)
+	runs := l.hookRuns("revoke", ext.ID)
 	for _, ag := range l.agents {
 		if runs[ag.name] != 1 {
 			t.Errorf("%s ran its revoke hook %d times for %s, want 1 (%v)", ag.name, runs[ag.name], ext.ID, runs)
@@ -451,6 +470,27 @@ func insEntity(l *hotswapLab, id string) string {
 	}
 	l.apiDo(l.agents[0], "GET", "/v1/workflows/"+id, nil, &w)
 	return w.FRU.Entity
+}
+
+// TestHotSwapInsertionWaitingAtStart: a board already waiting in M2 when
+// the agents start reaches the model without an event (its first state
+// is just set); the leader finds it waiting and runs its insertion: every
+// agent's hook once, the blade in M4, one workflow.
+func TestHotSwapInsertionWaitingAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three agent processes")
+	}
+	t.Parallel()
+	bin := buildBinary(t, t.TempDir(), "./cmd/hpiagent")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := newHotSwapLabWith(t, ctx, bin, true)
+	l.waitInsertion("the insertion of the waiting blade to finish", 40*time.Second)
+	// Reconciling again (every few seconds) starts nothing more.
+	time.Sleep(6 * time.Second)
+	if n := len(l.workflows(l.agents[1])); n != 1 {
+		t.Errorf("%d workflows for the blade, want 1", n)
+	}
 }
 
 // TestHotSwapInsertionHeldWhileMemberDown: with one agent killed, an

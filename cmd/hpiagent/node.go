@@ -1,19 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"hpiagent/api/audit"
 	"hpiagent/cluster"
 	"hpiagent/fencing"
+	"hpiagent/shelf/devipmi"
 	"hpiagent/shelf/ipmi"
 	wdog "hpiagent/watchdog"
 )
@@ -115,13 +119,36 @@ func clusterConfig(cc *ClusterConfig, keys [][]byte, tlsKey []byte, log *slog.Lo
 	return c, nil
 }
 
+// decodeGossipKey decodes a gossip key secret: the standard base64
+// encoding of a 16, 24 or 32 byte AES key (what `openssl rand -base64 32`
+// prints), surrounding white space ignored. Text, not raw bytes: a secret
+// file's trailing line end is cut off, which would silently shorten a raw
+// key ending in such a byte. The error never shows the secret.
+func decodeGossipKey(b []byte) ([]byte, error) {
+	t := bytes.TrimSpace(b)
+	k := make([]byte, base64.StdEncoding.DecodedLen(len(t)))
+	n, err := base64.StdEncoding.Decode(k, t)
+	if err != nil {
+		return nil, fmt.Errorf("the gossip key is not base64 text (%d bytes read; want the base64 encoding of a 16, 24 or 32 byte key, for example from `openssl rand -base64 32`)", len(t))
+	}
+	switch n {
+	case 16, 24, 32:
+		return k[:n], nil
+	}
+	return nil, fmt.Errorf("the gossip key decodes to %d bytes; want 16, 24 or 32 (AES-128, -192 or -256)", n)
+}
+
 func (n *node) startCluster(ctx context.Context, d *daemon) error {
 	cc := d.cfg.Cluster
 	var keys [][]byte
 	for i, r := range cc.GossipKeys {
-		k, err := d.secrets.Read(r)
+		b, err := d.secrets.Read(r)
 		if err != nil {
 			return fmt.Errorf("reading cluster.gossip_keys[%d]: %w", i, err)
+		}
+		k, err := decodeGossipKey(b)
+		if err != nil {
+			return fmt.Errorf("cluster.gossip_keys[%d]: %w", i, err)
 		}
 		keys = append(keys, k)
 	}
@@ -176,10 +203,17 @@ func (n *node) buildFencing(d *daemon) error {
 			}
 			return nil, fmt.Errorf("no shelf named %q", name)
 		},
-		HotSwapSensor: func(string, uint8, uint8) (uint8, bool) { return 0, false },
-		Switch: func(name string) (fencing.FabricConfig, error) {
-			return fencing.FabricConfig{}, fmt.Errorf("fabric switch %q: fabric executors are not configurable in this version", name)
+		HotSwapSensor: func(name string, ipmb, fru uint8) (uint8, bool) {
+			for _, r := range d.shelves {
+				if r.cfg.Name == name {
+					if m := r.monitor(); m != nil {
+						return m.HotSwapSensorOf(ipmb, fru)
+					}
+				}
+			}
+			return 0, false
 		},
+		Switch: func(name string) (fencing.FabricConfig, error) { return fabricSwitch(d, name) },
 	})
 	if err != nil {
 		return fmt.Errorf("building the fencing topology: %w", err)
@@ -222,6 +256,31 @@ func (n *node) buildFencing(d *daemon) error {
 			}
 			return dead
 		},
+		// Hardware failures the model holds now, so that a new leader
+		// fences what it saw only as a follower (or the old leader's
+		// own blade after a hand-over).
+		FailedHardware: func() []fencing.Failure {
+			if d.domain == nil {
+				return nil
+			}
+			return fencing.CurrentFailures(d.domain)
+		},
+		// The leader hands its leadership over when its own blade must
+		// be fenced: audited like every fencing decision.
+		OnHandOver: func(h fencing.HandOver) {
+			result, detail := "ok", fmt.Sprintf("leadership handed to %s: %s", h.To, h.Reason)
+			if h.Err != nil {
+				result, detail = "failed", fmt.Sprintf("%s: %v", h.Reason, h.Err)
+			}
+			if d.audit == nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := d.audit.Append(ctx, audit.Record{Actor: "cluster", Action: "fencing.handover", Target: h.Node, Result: result, Detail: detail}); err != nil {
+				flog.Error("writing the audit log", "err", err)
+			}
+		},
 		Logger: flog,
 	})
 	if err != nil {
@@ -231,6 +290,28 @@ func (n *node) buildFencing(d *daemon) error {
 		return fmt.Errorf("registering the fence forwarding handler: %w", err)
 	}
 	return nil
+}
+
+// fabricSwitch is the fabric executor configuration of switch name, with
+// its SNMPv3 passphrases read from where the configuration says.
+func fabricSwitch(d *daemon, name string) (fencing.FabricConfig, error) {
+	for i, sw := range d.cfg.Fencing.Switches {
+		if sw.Name != name {
+			continue
+		}
+		auth, err := d.secrets.Read(sw.AuthPassphrase)
+		if err != nil {
+			return fencing.FabricConfig{}, fmt.Errorf("reading fencing.switches[%d].auth_passphrase: %w", i, err)
+		}
+		priv, err := d.secrets.Read(sw.PrivPassphrase)
+		if err != nil {
+			return fencing.FabricConfig{}, fmt.Errorf("reading fencing.switches[%d].priv_passphrase: %w", i, err)
+		}
+		return fencing.FabricConfig{Name: "fabric@" + name, Address: sw.Address, User: sw.User,
+			AuthProtocol: sw.AuthProtocol, AuthPassphrase: string(auth), PrivProtocol: sw.PrivProtocol, PrivPassphrase: string(priv),
+			Timeout: time.Duration(sw.Timeout), Logger: d.log.With("component", "fencing", "switch", name)}, nil
+	}
+	return fencing.FabricConfig{}, fmt.Errorf("no fabric switch named %q in fencing.switches", name)
 }
 
 // runFencing starts the coordinator and feeds it the membership and HPI
@@ -280,9 +361,29 @@ func isBenignFenceRefusal(err error) bool {
 	return errors.Is(err, fencing.ErrNotLeader) || errors.Is(err, fencing.ErrSelf) || errors.Is(err, fencing.ErrUnknownNode)
 }
 
-func (n *node) startWatchdog(ctx context.Context, d *daemon) error {
+// startWatchdog builds the watchdog devices and starts the feeder. An
+// ipmi device reaches its controller through the OpenIPMI device it opens
+// here (closed once the feeder has stopped, after the clean stop's
+// disarm) or through the daemon's session to a shelf manager, which is
+// not up yet at start: the feeder arms it as soon as it answers.
+func (n *node) startWatchdog(ctx context.Context, d *daemon) (err error) {
 	w := d.cfg.Watchdog
+	var opened []*devipmi.Conn
+	defer func() {
+		if err != nil {
+			for _, c := range opened {
+				_ = c.Close()
+			}
+		}
+	}()
+	actions := map[string]ipmi.WatchdogAction{"hard-reset": ipmi.WatchdogHardReset, "power-down": ipmi.WatchdogPowerDown, "power-cycle": ipmi.WatchdogPowerCycle}
+	preTimeouts := map[string]wdog.PreTimeoutInterrupt{"none": wdog.PreTimeoutNone, "smi": wdog.PreTimeoutSMI, "nmi": wdog.PreTimeoutNMI, "msg-interrupt": wdog.PreTimeoutMsg}
+	// shelfSessionWait bounds how long the first arming waits for the
+	// shelf sessions that ipmi devices use.
+	const shelfSessionWait = 10 * time.Second
+	var shelfRuns []*shelfRun
 	var devs []wdog.Device
+	var names []string
 	for i, dc := range w.Devices {
 		switch dc.Type {
 		case "dev":
@@ -297,7 +398,52 @@ func (n *node) startWatchdog(ctx context.Context, d *daemon) error {
 				return fmt.Errorf("watchdog.devices[%d]: %w", i, err)
 			}
 			devs = append(devs, dev)
+		case "ipmi":
+			ic := wdog.IPMIConfig{Timeout: time.Duration(dc.Timeout), Action: actions[dc.Action],
+				PreTimeout: preTimeouts[dc.PreTimeout], PreInterval: time.Duration(dc.PreTimeoutInterval)}
+			if dc.Shelf != "" {
+				for _, r := range d.shelves {
+					if r.cfg.Name == dc.Shelf {
+						ic.Conn = shelfConn{r: r}
+						shelfRuns = append(shelfRuns, r)
+					}
+				}
+				if ic.Conn == nil {
+					return fmt.Errorf("watchdog.devices[%d]: no shelf named %q", i, dc.Shelf)
+				}
+				if dc.IPMB != ipmi.AddrBMC {
+					ic.Addr = ipmi.Addr{Slave: dc.IPMB}
+				} else {
+					n.log.Warn("the ipmi watchdog is the shelf's own controller, not a blade IPMC: its expiry acts on that controller",
+						"device", i, "shelf", dc.Shelf, "ipmb", fmt.Sprintf("%#x", dc.IPMB))
+				}
+			} else {
+				// Only the local controller is addressed: no IPMB address
+				// discovery, and no asynchronous events nobody reads.
+				c, err := devipmi.Open(ctx, dc.Device, devipmi.Options{KeepDriverAddress: true, NoEvents: true, Logger: d.log.With("component", "devipmi")})
+				if err != nil {
+					return fmt.Errorf("watchdog.devices[%d]: opening %s: %w", i, dc.Device, err)
+				}
+				opened = append(opened, c)
+				ic.Conn = c
+				// Opening reads nothing from the controller: ask it once,
+				// so that a wrong device or a controller that does not
+				// answer stops the start instead of leaving the blade
+				// without the watchdog it is configured with.
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err = ipmi.GetDeviceID(pctx, c, ipmi.Addr{})
+				cancel()
+				if err != nil {
+					return fmt.Errorf("watchdog.devices[%d]: the controller behind %s does not answer Get Device ID: %w", i, dc.Device, err)
+				}
+			}
+			dev, err := wdog.NewIPMI(ic)
+			if err != nil {
+				return fmt.Errorf("watchdog.devices[%d]: %w", i, err)
+			}
+			devs = append(devs, dev)
 		}
+		names = append(names, devs[len(devs)-1].Name())
 	}
 	// A shelf manager that does not answer is not a reason to reset this
 	// blade (every blade would): the check is that the agent's own loop
@@ -335,9 +481,38 @@ func (n *node) startWatchdog(ctx context.Context, d *daemon) error {
 		return fmt.Errorf("configuring the watchdog feeder: %w", err)
 	}
 	n.feeder = f
+	n.audit("watchdog.start", "ok", "devices "+strings.Join(names, ", "))
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		// Run returns once ctx ends, which close does after the
+		// feeder's Shutdown (the disarm) or never did arm.
+		defer func() {
+			for _, c := range opened {
+				_ = c.Close()
+			}
+		}()
+		// The shelf sessions open in the background: give them a
+		// moment, so that a normal start arms every device at once,
+		// without holding the other devices back for long when a
+		// shelf manager does not answer (the feeder arms its device
+		// later then).
+		wait := time.NewTimer(shelfSessionWait)
+		defer wait.Stop()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+	waiting:
+		for _, r := range shelfRuns {
+			for r.session() == nil {
+				select {
+				case <-ctx.Done():
+					return
+				case <-wait.C:
+					break waiting
+				case <-tick.C:
+				}
+			}
+		}
 		if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("watchdog feeder stopped", "err", err)
 		}

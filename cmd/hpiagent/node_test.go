@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -94,8 +96,8 @@ func TestClusterConfigErrors(t *testing.T) {
 		{"unknown source", "  tls:\n", "  fence_sources: [gut-feeling]\n  tls:\n", `cluster.fence_sources[0]: "gut-feeling"`},
 		{"fencing without level", "      executors: [{type: chassis}]\n", "      executors: []\n", "fencing.levels[1].executors: required"},
 		{"bad executor", "{type: chassis}", "{type: magic}", `fencing.levels[1].executors[0].type: "magic"`},
-		{"fabric refused", "{type: chassis}", "{type: fabric, switch: sw}", "not configurable"},
-		{"deactivate refused", "{type: chassis}", "{type: picmg-deactivate}", "picmg-deactivate is not available"},
+		{"fabric without switches", "{type: chassis}", "{type: fabric, switch: sw}", `fencing.levels[1].executors[0].switch: "sw" is not the name of one of fencing.switches`},
+		{"switch on a power executor", "{type: chassis}", "{type: chassis, switch: sw}", "fencing.levels[1].executors[0].switch: applies to type fabric only"},
 		{"level name", "    - name: chassis\n", "    - name: ''\n", "fencing.levels[1].name: required"},
 		{"fence unknown node", "    a: {shelf: s1", "    q: {shelf: s1", `fencing.nodes["q"]: "q" is not one of cluster.nodes`},
 		{"fence unknown shelf", "    a: {shelf: s1", "    a: {shelf: s9", `fencing.nodes["a"].shelf: "s9"`},
@@ -118,6 +120,71 @@ func TestClusterConfigErrors(t *testing.T) {
 			}
 			if ce.Line == 0 || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q, want line and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// fabricYAML is clusterYAML with a level that deactivates the FRU and
+// sets the node's fabric ports down.
+var fabricYAML = strings.Replace(strings.Replace(strings.Replace(strings.Replace(clusterYAML,
+	"    - name: chassis\n      executors: [{type: chassis}]\n",
+	"    - name: chassis\n      executors: [{type: chassis}]\n    - name: isolate\n      executors: [{type: picmg-deactivate}, {type: fabric, switch: fab-a}]\n", 1),
+	"    b: {shelf: s1, ipmb: 0x84,", "    b: {shelf: s1, ipmb: 0x84, fabric_ports: {fab-a: [12]},", 1),
+	"    a: {shelf: s1, ipmb: 0x82}\n", "    a: {shelf: s1, ipmb: 0x82, fabric_ports: {fab-a: [10, 11]}}\n", 1),
+	"watchdog:\n", `  switches:
+    - name: fab-a
+      address: "192.0.2.9:161"
+      user: fencer
+      auth_passphrase: {credential: fab-a.auth}
+      priv_passphrase: {credential: fab-a.priv}
+watchdog:
+`, 1)
+
+func TestFabricConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(fabricYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := c.Fencing.Switches[0]
+	if sw.AuthProtocol != fencing.AuthSHA || sw.PrivProtocol != fencing.PrivAES || time.Duration(sw.Timeout) != 2*time.Second {
+		t.Errorf("switch defaults %+v", sw)
+	}
+	if p := c.Fencing.Nodes["a"].FabricPorts["fab-a"]; len(p) != 2 || p[1] != 11 {
+		t.Errorf("fabric ports of a: %v", p)
+	}
+	for _, tc := range []struct {
+		name, old, new string
+		want           string
+	}{
+		{"switch name unknown", "switch: fab-a}", "switch: fab-b}", `fencing.levels[2].executors[1].switch: "fab-b" is not the name of one of fencing.switches`},
+		{"fabric without switch", "{type: fabric, switch: fab-a}", "{type: fabric}", "fencing.levels[2].executors[1].switch: required"},
+		{"node without ports", ", fabric_ports: {fab-a: [12]}", "", `fencing.nodes["b"].fabric_ports: no ports on switch fab-a`},
+		{"ports on unknown switch", "fabric_ports: {fab-a: [12]}", "fabric_ports: {fab-a: [12], fab-z: [1]}", `fencing.nodes["b"].fabric_ports: "fab-z" is not the name`},
+		{"bad ifIndex", "fab-a: [12]", "fab-a: [0]", "0 is not an ifIndex"},
+		{"switch address", `address: "192.0.2.9:161"`, `address: "192.0.2.9"`, "fencing.switches[0].address:"},
+		{"switch user", "      user: fencer\n", "", "fencing.switches[0].user: required"},
+		{"MD5 refused", "      user: fencer\n", "      user: fencer\n      auth_protocol: MD5\n", `fencing.switches[0].auth_protocol: "MD5"`},
+		{"DES refused", "      user: fencer\n", "      user: fencer\n      priv_protocol: DES\n", `fencing.switches[0].priv_protocol: "DES"`},
+		{"passphrase missing", "      priv_passphrase: {credential: fab-a.priv}\n", "", "fencing.switches[0].priv_passphrase: required"},
+		{"passphrase inline refused", "      auth_passphrase: {credential: fab-a.auth}\n", "      auth_passphrase: hunter22\n", "fencing.switches[0].auth_passphrase"},
+		{"switch twice", "  switches:\n", "  switches:\n    - {name: fab-a, address: \"192.0.2.8:161\", user: u, auth_passphrase: {credential: x}, priv_passphrase: {credential: y}}\n", `fencing.switches[1].name: "fab-a" is also the name of fencing.switches[0]`},
+		{"switch unused", "{type: picmg-deactivate}, {type: fabric, switch: fab-a}", "{type: picmg-deactivate}", `fencing.switches[0]: switch "fab-a" is not used`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(fabricYAML, tc.old) {
+				t.Fatalf("test input %q not in the base configuration", tc.old)
+			}
+			_, err := ParseConfig([]byte(strings.Replace(fabricYAML, tc.old, tc.new, 1)))
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a *ConfigError", err)
+			}
+			if ce.Line == 0 || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want line and %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter22") {
+				t.Errorf("error shows the passphrase: %v", err)
 			}
 		})
 	}
@@ -300,6 +367,40 @@ func TestSameClusterSections(t *testing.T) {
 			}
 			if got := SameClusterSections(base, c); got != tc.same {
 				t.Errorf("SameClusterSections = %v, want %v", got, tc.same)
+			}
+		})
+	}
+}
+
+func TestDecodeGossipKey(t *testing.T) {
+	// A raw key whose last byte is a line feed: read raw from a file it
+	// would lose that byte; as base64 it survives.
+	raw := []byte("0123456789abcdef0123456789abcde\n")
+	enc := base64.StdEncoding.EncodeToString(raw)
+	for _, tc := range []struct {
+		name, in string
+		want     []byte
+		err      string
+	}{
+		{"32 bytes with a line feed", enc + "\n", raw, ""},
+		{"16 bytes", base64.StdEncoding.EncodeToString(raw[:16]), raw[:16], ""},
+		{"24 bytes, spaces around", "  " + base64.StdEncoding.EncodeToString(raw[:24]) + " \r\n", raw[:24], ""},
+		{"raw bytes", string(raw[:31]), nil, "not base64"},
+		{"wrong length", base64.StdEncoding.EncodeToString(raw[:20]), nil, "decodes to 20 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodeGossipKey([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				if strings.Contains(err.Error(), strings.TrimSpace(tc.in)) {
+					t.Errorf("error shows the key: %v", err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, tc.want) {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
 			}
 		})
 	}

@@ -168,6 +168,10 @@ func decodeValue(n *yaml.Node, v reflect.Value, path string, pos positions, dept
 			return nil
 		}
 		if n.Kind != yaml.MappingNode {
+			if v.Type() == reflect.TypeFor[SecretRef]() && n.Kind == yaml.ScalarNode {
+				// Most likely the secret itself written inline: never echo it.
+				return &ConfigError{Line: n.Line, Key: path, Err: errors.New("want {credential: name}, {file: path} or {prompt: true}; a secret is never written in the configuration file (the value is not shown)")}
+			}
 			return &ConfigError{Line: n.Line, Key: path, Err: fmt.Errorf("want a mapping of keys, got %s", kindName(n))}
 		}
 		fields := map[string]int{}

@@ -60,4 +60,16 @@
 // dropped the data), and must be reopened, which verifies it again; so it
 // does when the file was written, cut or removed by anyone else since the
 // last record (the flock is only advisory).
+//
+// # Rotation
+//
+// Once the file reaches [Options.MaxBytes] (64 MiB by default) the next
+// Append renames it to <path>.<last seq, 12 digits> and starts a new file
+// at path whose first record, "audit.rotate", continues the chain: its seq
+// follows the renamed file's last and its prev is that record's hash. Each
+// file verifies alone (a file may start with an "audit.rotate" record),
+// and [VerifyFiles] checks a set oldest first as one chain, so a file
+// removed, reordered or replaced between others is reported. Rotated
+// files are never deleted by the agent. If the rotation cannot complete,
+// the old file is put back and the record is refused, so nothing is lost.
 package audit

@@ -40,7 +40,25 @@ type Options struct {
 	// Logger receives warnings (a broken log opened with AllowBroken).
 	// Default: slog.Default().
 	Logger *slog.Logger
+
+	// MaxBytes is the size at which the log is rotated: the file is
+	// renamed to <path>.<last seq, 12 digits> and a new file at path
+	// starts with an "audit.rotate" record that continues the chain (its
+	// seq follows and its prev is the last hash of the renamed file), so
+	// the files verify as one chain (VerifyFiles) and each file alone.
+	// Rotated files are never deleted here: they are evidence, to be
+	// archived by the operator. Default: DefaultMaxBytes; negative: never
+	// rotate.
+	MaxBytes int64
 }
+
+// DefaultMaxBytes is Options.MaxBytes by default: 64 MiB, some hundred
+// thousand records, a file still quick to verify at start.
+const DefaultMaxBytes = 64 << 20
+
+// RotateAction is the action of the first record of a rotated log's new
+// file.
+const RotateAction = "audit.rotate"
 
 // Log is an open audit log. Its methods are safe for concurrent use.
 type Log struct {
@@ -60,6 +78,10 @@ type Log struct {
 	reserve func(f *os.File, off, n int64) error // fallocate; tests inject
 	write   func(f *os.File, b []byte) (int, error)
 	sync    func(f *os.File) error
+	// maxBytes is Options.MaxBytes (0: never rotate); create opens the
+	// new file of a rotation (tests inject failures).
+	maxBytes int64
+	create   func(path string) (*os.File, error)
 }
 
 // Open opens the audit log at path for appending, creating it (mode 0600)
@@ -135,6 +157,12 @@ func open(f *os.File, path string, created bool, opts Options) (*Log, error) {
 		path: path, f: f, now: opts.Now, logger: opts.Logger, report: rep,
 		sem: make(chan struct{}, 1), seq: rep.LastSeq, hash: rep.LastHash, size: fi.Size(),
 		reserve: fallocate, write: writeFile, sync: (*os.File).Sync,
+		maxBytes: opts.MaxBytes, create: createExclusive,
+	}
+	if l.maxBytes == 0 {
+		l.maxBytes = DefaultMaxBytes
+	} else if l.maxBytes < 0 {
+		l.maxBytes = 0
 	}
 	if chainErr == nil {
 		return l, nil
@@ -199,6 +227,17 @@ func (l *Log) Append(ctx context.Context, r Record) error {
 	if r.Time.IsZero() {
 		r.Time = l.now()
 	}
+	if l.maxBytes > 0 && l.size >= l.maxBytes && l.seq > 0 {
+		if err := l.rotate(r.Time); err != nil {
+			return fmt.Errorf("appending %q to audit log: %w", r.Action, err)
+		}
+	}
+	return l.appendLocked(r)
+}
+
+// appendLocked encodes r after the last record and writes it; the caller
+// holds sem.
+func (l *Log) appendLocked(r Record) error {
 	r.Seq, r.Prev, r.Hash = l.seq+1, l.hash, ""
 	w, err := toWire(r)
 	if err != nil {
@@ -266,6 +305,63 @@ func (l *Log) appendBytes(b []byte) error {
 	}
 	l.size += int64(len(b))
 	return nil
+}
+
+// rotate renames the full file to <path>.<last seq> and starts a new file
+// at path whose first record continues the chain; the caller holds sem.
+// If anything fails before the new file holds its first record, the old
+// file is put back and nothing is lost: the caller's record is refused,
+// and the next Append tries again.
+func (l *Log) rotate(now time.Time) error {
+	old := fmt.Sprintf("%s.%012d", l.path, l.seq)
+	if _, err := os.Lstat(old); err == nil {
+		return fmt.Errorf("rotating audit log %s: %s already exists", l.path, old)
+	}
+	if err := os.Rename(l.path, old); err != nil {
+		return fmt.Errorf("rotating audit log %s: %w", l.path, err)
+	}
+	undo := func(cause error, nf *os.File) error {
+		if nf != nil {
+			nf.Close()
+			_ = os.Remove(l.path)
+		}
+		if err := os.Rename(old, l.path); err != nil {
+			l.failed = fmt.Errorf("rotation failed (%w) and putting %s back failed: %w", cause, old, err)
+			return l.failed
+		}
+		return fmt.Errorf("rotating audit log %s: %w", l.path, cause)
+	}
+	nf, err := l.create(l.path)
+	if err != nil {
+		return undo(err, nil)
+	}
+	if err := unix.Flock(int(nf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return undo(fmt.Errorf("locking the new file: %w", err), nf)
+	}
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		return undo(err, nf)
+	}
+	prevF, prevSize := l.f, l.size
+	l.f, l.size = nf, 0
+	rec := Record{Time: now, Actor: "agent", Action: RotateAction, Target: filepath.Base(old), Result: "ok",
+		Detail: fmt.Sprintf("continues %s, which ends with record %d", filepath.Base(old), l.seq)}
+	if err := l.appendLocked(rec); err != nil {
+		if l.failed != nil {
+			prevF.Close()
+			return err // the new file is in an unknown state: reopen verifies it
+		}
+		l.f, l.size = prevF, prevSize
+		return undo(err, nf)
+	}
+	if err := prevF.Close(); err != nil {
+		l.logger.Warn("closing the rotated audit log", "path", old, "err", err)
+	}
+	l.logger.Info("audit log rotated", "path", l.path, "rotated_to", old)
+	return nil
+}
+
+func createExclusive(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 }
 
 // Close closes the log. Appends after Close return ErrClosed.

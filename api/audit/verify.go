@@ -60,6 +60,8 @@ func (a Anchor) String() string { return fmt.Sprintf("%d:%s", a.Seq, a.Hash) }
 
 // Problem is one thing wrong with one line of a log.
 type Problem struct {
+	// File names the file (VerifyFiles), empty for a single log.
+	File string `json:"file,omitempty"`
 	// Line is the 1-based line number in the file.
 	Line int `json:"line"`
 	// Seq is the seq the line claims, 0 when it does not parse.
@@ -71,10 +73,14 @@ type Problem struct {
 }
 
 func (p Problem) String() string {
-	if p.Seq != 0 {
-		return fmt.Sprintf("line %d (seq %d): %s: %s", p.Line, p.Seq, p.Kind, p.Message)
+	where := fmt.Sprintf("line %d", p.Line)
+	if p.File != "" {
+		where = p.File + ": " + where
 	}
-	return fmt.Sprintf("line %d: %s: %s", p.Line, p.Kind, p.Message)
+	if p.Seq != 0 {
+		return fmt.Sprintf("%s (seq %d): %s: %s", where, p.Seq, p.Kind, p.Message)
+	}
+	return fmt.Sprintf("%s: %s: %s", where, p.Kind, p.Message)
 }
 
 // maxProblems bounds VerifyReport.Problems; ProblemCount keeps counting.
@@ -97,6 +103,12 @@ type VerifyReport struct {
 	ProblemCount int `json:"problem_count"`
 	// Torn is set when the last line had no newline.
 	Torn bool `json:"torn,omitempty"`
+	// FirstSeq and FirstPrev are those of the first record. A log that
+	// starts with an "audit.rotate" record (the new file of a rotation)
+	// continues another file: FirstSeq is then above 1 and FirstPrev is
+	// the last hash of the file it continues.
+	FirstSeq  uint64 `json:"first_seq,omitempty"`
+	FirstPrev string `json:"first_prev,omitempty"`
 }
 
 // OK says whether the chain verified.
@@ -134,41 +146,96 @@ func Verify(r io.Reader) (VerifyReport, error) {
 // a record with the anchor's seq and hash (else a ProblemAnchor, reported
 // at the line of that seq or after the last line).
 func VerifyAnchored(r io.Reader, anchors ...Anchor) (VerifyReport, error) {
-	var v verifier
+	v := newVerifier(anchors)
+	if err := v.read("", r); err != nil {
+		return v.rep, err
+	}
+	return v.finish()
+}
+
+// File is one file of a rotated log for VerifyFiles.
+type File struct {
+	// Name is what problems are reported against (the file's path).
+	Name string
+	R    io.Reader
+}
+
+// VerifyFiles checks the files of a rotated log, oldest first, as one
+// chain: each file after the first must start with the "audit.rotate"
+// record continuing the file before it (seq and prev), so a file removed,
+// reordered or replaced between them is reported, as is anything Verify
+// reports inside a file. Anchors apply to the whole set. Like Verify, it
+// cannot see records or whole files cut off the end: compare with an
+// anchor.
+func VerifyFiles(files []File, anchors ...Anchor) (VerifyReport, error) {
+	v := newVerifier(anchors)
+	for i, f := range files {
+		v.fileLine = 0
+		v.newFile = i > 0
+		if err := v.read(f.Name, f.R); err != nil {
+			return v.rep, err
+		}
+		if v.torn && i < len(files)-1 {
+			// A torn line may end only the newest file.
+			v.torn = false
+		}
+	}
+	return v.finish()
+}
+
+func newVerifier(anchors []Anchor) *verifier {
+	v := &verifier{anchors: map[uint64]string{}}
 	v.init()
-	v.anchors = map[uint64]string{}
 	for _, a := range anchors {
 		v.anchors[a.Seq] = a.Hash
 	}
+	return v
+}
+
+// read checks every line of one file.
+func (v *verifier) read(name string, r io.Reader) error {
+	v.file = name
 	br := bufio.NewReaderSize(r, MaxLineBytes+1)
 	for {
 		line, err := br.ReadSlice('\n')
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
-			v.rep.Lines++
+			v.nextLine()
 			n, derr := drainLine(br)
 			if derr != nil && !errors.Is(derr, io.EOF) {
-				return v.rep, fmt.Errorf("reading audit log line %d: %w", v.rep.Lines, derr)
+				return fmt.Errorf("reading audit log %sline %d: %w", prefix(name), v.fileLine, derr)
 			}
 			v.problem(Problem{Kind: ProblemTooLong, Message: fmt.Sprintf("line longer than %d bytes (%d+)", MaxLineBytes, len(line)+n)})
 			if errors.Is(derr, io.EOF) {
-				v.rep.Torn = true
-				return v.finish()
+				v.rep.Torn, v.torn = true, true
+				return nil
 			}
 			continue
 		case errors.Is(err, io.EOF):
 			if len(line) > 0 {
-				v.rep.Lines++
-				v.rep.Torn = true
+				v.nextLine()
+				v.rep.Torn, v.torn = true, true
 				v.problem(Problem{Kind: ProblemTorn, Message: fmt.Sprintf("last line has no newline (%d bytes): a write cut short or a cut file", len(line))})
 			}
-			return v.finish()
+			return nil
 		case err != nil:
-			return v.rep, fmt.Errorf("reading audit log after line %d: %w", v.rep.Lines, err)
+			return fmt.Errorf("reading audit log %safter line %d: %w", prefix(name), v.fileLine, err)
 		}
-		v.rep.Lines++
+		v.nextLine()
 		v.line(line[:len(line)-1])
 	}
+}
+
+func prefix(name string) string {
+	if name == "" {
+		return ""
+	}
+	return name + " "
+}
+
+func (v *verifier) nextLine() {
+	v.rep.Lines++
+	v.fileLine++
 }
 
 // drainLine skips the rest of an over-long line, returning bytes skipped.
@@ -189,6 +256,13 @@ type verifier struct {
 	expSeq  uint64
 	expPrev string
 	anchors map[uint64]string // seq → hash still to be found
+	// file and fileLine say where problems are; newFile is set while a
+	// file after the first has not yet shown its first record; torn that
+	// the file read last ended with a torn line.
+	file     string
+	fileLine int
+	newFile  bool
+	torn     bool
 }
 
 func (v *verifier) init() {
@@ -197,7 +271,7 @@ func (v *verifier) init() {
 }
 
 func (v *verifier) problem(p Problem) {
-	p.Line = v.rep.Lines
+	p.File, p.Line = v.file, v.fileLine
 	v.rep.ProblemCount++
 	if len(v.rep.Problems) < maxProblems {
 		v.rep.Problems = append(v.rep.Problems, p)
@@ -227,8 +301,18 @@ func (v *verifier) line(line []byte) {
 		return
 	}
 	v.rep.Records++
+	first, newFile := v.rep.Records == 1, v.newFile
+	v.newFile = false
+	if first {
+		v.rep.FirstSeq, v.rep.FirstPrev = w.Seq, w.Prev
+	}
 	h, err := hashOf(w)
 	switch {
+	case err == nil && h == w.Hash && first && w.Action == RotateAction && w.Seq > 1:
+		// The new file of a rotation: it continues a file not given
+		// here, whose last record it names by seq and hash.
+	case err == nil && h == w.Hash && newFile && w.Action != RotateAction:
+		v.problem(Problem{Seq: w.Seq, Kind: ProblemChain, Message: fmt.Sprintf("the file does not start with the %q record continuing the file before it", RotateAction)})
 	case err != nil:
 		v.problem(Problem{Seq: w.Seq, Kind: ProblemMalformed, Message: err.Error()})
 	case h != w.Hash:

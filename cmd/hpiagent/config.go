@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"hpiagent/api/audit"
 )
 
 // Config is the whole configuration of one hpiagent, decoded strictly from
@@ -184,6 +186,14 @@ type AuditConfig struct {
 	// Path is the append-only audit log file. Default:
 	// /var/log/hpiagent/audit.log (systemd's LogsDirectory=hpiagent).
 	Path string `yaml:"path"`
+
+	// RotateMiB is the size in MiB at which the log is rotated: the file
+	// becomes <path>.<last seq> and a new file continues the hash chain
+	// (hpictl audit verify takes the files oldest first). Rotated files
+	// are never deleted by the agent: they are evidence, archive them.
+	// Default: 64, a file still quick to verify at start; -1: never
+	// rotate.
+	RotateMiB int `yaml:"rotate_mib"`
 }
 
 // PETConfig is the PET (SNMP trap) receiver. Traps are hints: they make
@@ -397,6 +407,13 @@ func (c *Config) setDefaultsAndValidate() error {
 	}
 	if c.Audit.Path == "" {
 		c.Audit.Path = DefaultAuditPath
+	}
+	switch r := c.Audit.RotateMiB; {
+	case r == 0:
+		c.Audit.RotateMiB = audit.DefaultMaxBytes >> 20
+	case r == -1:
+	case r < 1 || r > 1<<20:
+		return c.errAt("audit.rotate_mib", "%d is not 1..%d (or -1: never rotate)", r, 1<<20)
 	}
 	if err := c.validatePET(); err != nil {
 		return err

@@ -379,3 +379,28 @@ func TestExampleClusterSectionsParse(t *testing.T) {
 		t.Errorf("the example should show cluster, fencing with a fabric switch, and watchdog: %+v", c)
 	}
 }
+
+func TestAuditRotateConfig(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		err  string
+	}{
+		{"log_level: info\n", 64, ""},
+		{"audit:\n  rotate_mib: 8\n", 8, ""},
+		{"audit:\n  rotate_mib: -1\n", -1, ""},
+		{"audit:\n  rotate_mib: -5\n", 0, "line 2: audit.rotate_mib: -5 is not 1..1048576"},
+		{"audit:\n  rotate_mib: big\n", 0, "audit.rotate_mib"},
+	} {
+		c, err := ParseConfig([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || c.Audit.RotateMiB != tc.want {
+			t.Errorf("%q: rotate_mib %d, %v; want %d", tc.in, c.Audit.RotateMiB, err, tc.want)
+		}
+	}
+}

@@ -254,7 +254,11 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(cfg.Audit.Path), 0o700); err != nil {
 		return fmt.Errorf("creating the audit log directory: %w", err)
 	}
-	al, err := audit.Open(cfg.Audit.Path, audit.Options{Logger: d.log.With("component", "audit")})
+	maxBytes := int64(cfg.Audit.RotateMiB) << 20
+	if cfg.Audit.RotateMiB < 0 {
+		maxBytes = -1
+	}
+	al, err := audit.Open(cfg.Audit.Path, audit.Options{Logger: d.log.With("component", "audit"), MaxBytes: maxBytes})
 	if err != nil {
 		return fmt.Errorf("opening the audit log %s: %w", cfg.Audit.Path, err)
 	}

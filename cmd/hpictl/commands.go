@@ -132,7 +132,7 @@ func init() {
 		{name: "whoami", summary: "show the identity, roles and permissions the agent sees", api: true, run: cmdWhoAmI},
 		{name: "openapi", summary: "print the API's OpenAPI document", api: true, run: cmdOpenAPI},
 		{name: "config", summary: "show the connection settings in effect and where each comes from", api: true, run: cmdConfig},
-		{name: "audit", args: "verify [--anchor <seq>:<hash>]... <file>", summary: "check an audit log's hash chain (local; exit 1 when broken)", minArgs: 2, maxArgs: 2, run: cmdAudit,
+		{name: "audit", args: "verify [--anchor <seq>:<hash>]... <file>...", summary: "check an audit log's hash chain, rotated files oldest first (local; exit 1 when broken)", minArgs: 2, maxArgs: 1000, run: cmdAudit,
 			flags: func(fs *flag.FlagSet, o *opts) {
 				fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 				fs.Var(&o.anchors, "anchor", "a record's seq and hash kept outside the log, <seq>:<hash>: it must be in the log (repeatable)")

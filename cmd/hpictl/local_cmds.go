@@ -13,9 +13,9 @@ import (
 
 func cmdAudit(ctx context.Context, a *app, inv *invocation) error {
 	if inv.args[0] != "verify" {
-		return usagef("audit: unknown subcommand %q (want: audit verify <file>)", inv.args[0])
+		return usagef("audit: unknown subcommand %q (want: audit verify <file>...)", inv.args[0])
 	}
-	path := inv.args[1]
+	paths := inv.args[1:]
 	var anchors []audit.Anchor
 	for _, s := range inv.o.anchors {
 		an, err := audit.ParseAnchor(s)
@@ -24,27 +24,38 @@ func cmdAudit(ctx context.Context, a *app, inv *invocation) error {
 		}
 		anchors = append(anchors, an)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("opening audit log: %w", err)
+	var files []audit.File
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("opening audit log: %w", err)
+		}
+		defer f.Close()
+		files = append(files, audit.File{Name: p, R: f})
 	}
-	defer f.Close()
-	rep, err := audit.VerifyAnchored(f, anchors...)
+	what := paths[0]
+	if len(paths) > 1 {
+		what = fmt.Sprintf("%s ... %s (%d files)", paths[0], paths[len(paths)-1], len(paths))
+	}
+	rep, err := audit.VerifyFiles(files, anchors...)
 	var ce *audit.ChainError
 	if err != nil && !errors.As(err, &ce) {
-		return fmt.Errorf("verifying %s: %w", path, err)
+		return fmt.Errorf("verifying %s: %w", what, err)
 	}
 	if inv.o.json {
 		if perr := printValue(a.stdout, rep); perr != nil {
 			return perr
 		}
 	} else if ce == nil {
-		fmt.Fprintf(a.stdout, "%s: chain intact: %d records, last seq %d, last hash %s\n", clean(path), rep.Records, rep.LastSeq, rep.LastHash)
+		fmt.Fprintf(a.stdout, "%s: chain intact: %d records, last seq %d, last hash %s\n", clean(what), rep.Records, rep.LastSeq, rep.LastHash)
+		if rep.FirstSeq > 1 {
+			fmt.Fprintf(a.stdout, "(starts at seq %d, continuing a rotated file not given here: pass the rotated files too, oldest first, to check them)\n", rep.FirstSeq)
+		}
 		if len(anchors) == 0 {
 			fmt.Fprintln(a.stdout, "(records cut off the end cannot be seen without an anchor: keep the last seq:hash elsewhere and pass it with --anchor)")
 		}
 	} else {
-		fmt.Fprintf(a.stdout, "%s: CHAIN BROKEN: %d problem(s) in %d lines\n", clean(path), rep.ProblemCount, rep.Lines)
+		fmt.Fprintf(a.stdout, "%s: CHAIN BROKEN: %d problem(s) in %d lines\n", clean(what), rep.ProblemCount, rep.Lines)
 		for _, p := range rep.Problems {
 			fmt.Fprintf(a.stdout, "  %s\n", clean(p.String()))
 		}
@@ -53,7 +64,7 @@ func cmdAudit(ctx context.Context, a *app, inv *invocation) error {
 		}
 	}
 	if ce != nil {
-		return &exitError{ExitError, fmt.Errorf("%s: %w", path, ce)}
+		return &exitError{ExitError, fmt.Errorf("%s: %w", what, ce)}
 	}
 	return nil
 }

@@ -31,7 +31,8 @@ type node struct {
 	cl      *cluster.Cluster
 	fm      *fencing.Machine
 	fc      *fencing.Coordinator
-	hs      *hotswapNode // nil without a hotswap section
+	hs      *hotswapNode  // nil without a hotswap section
+	anchors *auditAnchors // nil without a cluster section
 	feeder  *wdog.Feeder
 	ctx     context.Context // ends when the node closes
 	cancel  context.CancelFunc
@@ -77,6 +78,13 @@ func (n *node) start(d *daemon) error {
 	}
 	if n.hs != nil {
 		n.runHotSwap(n.ctx, d)
+	}
+	if n.anchors != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.anchors.run(n.ctx)
+		}()
 	}
 	if d.cfg.Watchdog != nil {
 		if err := n.startWatchdog(n.ctx, d); err != nil {
@@ -168,6 +176,9 @@ func (n *node) startCluster(ctx context.Context, d *daemon) error {
 		return fmt.Errorf("configuring the cluster node %s: %w", cc.Node, err)
 	}
 	n.cl = cl
+	if err := n.registerAuditAnchors(d); err != nil {
+		return err
+	}
 	if d.cfg.Fencing != nil {
 		if err := n.buildFencing(d); err != nil {
 			return err

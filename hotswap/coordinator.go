@@ -2,7 +2,9 @@ package hotswap
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"hpiagent/hpi"
+	secureerase "hpiagent/secure-erase"
 )
 
 // Log is the coordination log as the Coordinator needs it (the cluster
@@ -151,6 +154,19 @@ type CoordinatorConfig struct {
 	// the same certificate again, so store it by workflow ID. Default:
 	// none (the owner keeps it in its state directory).
 	Certificate func(workflow string, fru FRU, cert []byte)
+	// VerifySigner checks that certDER (the X.509 certificate an owner
+	// sends with its wipe reply) is a certificate the cluster CA issued to
+	// member owner, and returns its public key. With it, the certificates
+	// of a verified wipe go into the log with the result, after the leader
+	// checked that they decode, match their digest, were issued by the
+	// owner and verify with that key (secureerase.VerifyCertificates); a
+	// reply that fails any check is recorded as a failed wipe (the FRU
+	// stays held until an operator retries or overrides), since evidence
+	// the cluster cannot check is no evidence. An owner that sends no
+	// signer certificate (its signing key is not its peer key) has its
+	// wipe recorded by digest only, as without VerifySigner. Default nil:
+	// digests only; the certificates stay on the owner.
+	VerifySigner func(owner string, certDER []byte) (crypto.PublicKey, error)
 	// Logger receives logs and audit records (audit=true). Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -821,6 +837,11 @@ func (c *Coordinator) wipe(hctx, ctx context.Context, w Workflow) (bool, error) 
 		e.Reason = truncate(fmt.Sprintf("owner %s did not wipe: %v", w.Owner, err), maxReasonLen)
 	case rep.OK && DigestOf(rep.Certificate) == rep.Digest:
 		e.OK, e.Digest = true, string(rep.Digest)
+		if aerr := c.attachCertificates(&e, w, rep); aerr != nil {
+			c.log.Warn("wipe certificates refused", "audit", true, "workflow", w.ID, "owner", w.Owner, "err", aerr)
+			e = Entry{Type: TypeWipeResult, Workflow: w.ID, Attempt: w.Attempt,
+				Reason: truncate(fmt.Sprintf("owner %s answered certificates the cluster cannot accept: %v", w.Owner, aerr), maxReasonLen)}
+		}
 	case rep.OK:
 		e.Reason = "owner " + w.Owner + " answered a certificate that does not match its digest"
 	default:
@@ -838,6 +859,57 @@ func (c *Coordinator) wipe(hctx, ctx context.Context, w Workflow) (bool, error) 
 		return true, err
 	}
 	return true, nil
+}
+
+// maxSignerCertSize bounds the signer certificate of a wipe reply (a peer
+// certificate is well under 2 KiB).
+const maxSignerCertSize = 16 << 10
+
+// attachCertificates puts the certificates of rep into e (a verified wipe
+// result) when VerifySigner is set and the owner sent its signer
+// certificate; see CoordinatorConfig.VerifySigner.
+func (c *Coordinator) attachCertificates(e *Entry, w Workflow, rep WipeReply) error {
+	if c.cfg.VerifySigner == nil {
+		return nil
+	}
+	if len(rep.Signer) == 0 {
+		c.log.Warn("the owner sent no signer certificate: its wipe certificates stay on it, the log records their digest",
+			"workflow", w.ID, "owner", w.Owner)
+		return nil
+	}
+	if len(rep.Signer) > maxSignerCertSize {
+		return fmt.Errorf("signer certificate of %d bytes, more than %d: %w", len(rep.Signer), maxSignerCertSize, secureerase.ErrBadCertificates)
+	}
+	pub, err := c.cfg.VerifySigner(w.Owner, rep.Signer)
+	if err != nil {
+		return fmt.Errorf("checking the signer certificate of %s: %w", w.Owner, err)
+	}
+	certs, err := secureerase.VerifyCertificates(rep.Certificate, pub)
+	if err != nil {
+		return err
+	}
+	for _, ct := range certs {
+		if ct.Node != w.Owner {
+			return fmt.Errorf("certificate %s names node %q, not the owner: %w", ct.ID, truncate(ct.Node, 64), secureerase.ErrBadCertificates)
+		}
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("encoding the signer key of %s: %w", w.Owner, err)
+	}
+	a := *e
+	a.Certificates, a.SignerKey = rep.Certificate, der
+	// The entry must come out of the log as it goes in: the Machine
+	// checks the certificates against the digest byte for byte.
+	b, err := a.Encode()
+	if err == nil {
+		_, err = DecodeEntry(b)
+	}
+	if err != nil {
+		return err
+	}
+	*e = a
+	return nil
 }
 
 func (c *Coordinator) deactivate(hctx, ctx context.Context, w Workflow) (bool, error) {

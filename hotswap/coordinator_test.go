@@ -2,6 +2,7 @@ package hotswap
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,6 +23,9 @@ type testCluster struct {
 	wipers map[string]*fakeWiper
 	dirs   map[string]string
 	clock  *fakeClock
+
+	// verifySigner is the coordinators' VerifySigner (nil: digests only).
+	verifySigner func(owner string, certDER []byte) (crypto.PublicKey, error)
 
 	mu     sync.Mutex
 	alarms []AlarmInfo
@@ -76,7 +80,8 @@ func (tc *testCluster) coordinator(n string, cr *crasher) *Coordinator {
 			tc.certs = append(tc.certs, cert)
 			tc.mu.Unlock()
 		},
-		Logger: testLogger(tc.t),
+		VerifySigner: tc.verifySigner,
+		Logger:       testLogger(tc.t),
 	})
 	if err != nil {
 		tc.t.Fatal(err)

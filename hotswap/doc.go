@@ -29,5 +29,21 @@
 //     and the FRU's sensitive state was wiped and verified (a certificate
 //     recorded), or after an audited, role-gated override;
 //   - at most one workflow per FRU is in flight;
-//   - duplicated or reordered acks and results change nothing.
+//   - duplicated or reordered acks and results change nothing;
+//   - the certificates a verified wipe's result carries are kept only when
+//     they match the result's digest, were issued by the workflow's owner
+//     and verify with the signer key the entry names (at most
+//     secureerase.MaxCertificatesSize bytes); otherwise the entry is
+//     refused and nothing changes.
+//
+// Wipe certificates belong to the cluster, not to the owner. The owner's
+// wipe reply carries its certificates and its peer certificate; the leader
+// checks that certificate against the cluster CA and the owner's name
+// (CoordinatorConfig.VerifySigner, SignerVerifier) and the certificates'
+// signatures against its key, and only then records the verified wipe with
+// the certificates in the log; a reply that fails the checks is recorded as
+// a failed wipe. Every member's Machine then holds them
+// (Machine.WipeCertificates), so any member can serve them after the owner's
+// blade was removed or died, and a restarted member gets them back from the
+// log or a snapshot.
 package hotswap

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"hpiagent/hpi"
+	secureerase "hpiagent/secure-erase"
 )
 
 // LogKind is the kind under which hot-swap entries go into the cluster log
@@ -169,6 +170,21 @@ type Entry struct {
 	Policy string `json:"policy,omitempty"`
 	// MState is the M-state read back (confirmations).
 	MState *uint8 `json:"mstate,omitempty"`
+
+	// Certificates are the signed certificates of a verified wipe (a JSON
+	// array of secure-erase certificates, at most
+	// secureerase.MaxCertificatesSize bytes) whose digest is Digest. They
+	// ride in the log so that every member keeps them and can serve them
+	// even after the owner that wiped the FRU left the shelf or died: the
+	// FRU being removed is often the owner's own blade. Optional: a wipe
+	// result without them records the digest only (the certificates then
+	// stay on the owner), which is what logs written before them hold.
+	Certificates json.RawMessage `json:"certificates,omitempty"`
+	// SignerKey is the PKIX (DER) public key every one of Certificates
+	// verifies with: the key of the owner's peer certificate, checked by
+	// the leader against the cluster CA and the owner's name before it
+	// proposed the entry. Required with Certificates.
+	SignerKey []byte `json:"signer_key,omitempty"`
 }
 
 // Encode validates e and returns its JSON payload.
@@ -324,6 +340,9 @@ func (e Entry) Validate() error {
 		} else if e.Reason == "" {
 			return bad("a failed wipe needs a reason")
 		}
+		if err := e.checkCertificates(); err != nil {
+			return bad("%v", err)
+		}
 	case TypeAborted:
 		if e.Reason == "" {
 			return bad("an abort needs a reason")
@@ -429,7 +448,7 @@ var allowedFields = map[EntryType]string{
 	TypeDeactivationRequested: "",
 	TypeActivationConfirmed:   "mstate",
 	TypeDeactivationConfirmed: "mstate",
-	TypeWipeResult:            "ok digest reason attempt",
+	TypeWipeResult:            "ok digest reason attempt certificates signer_key",
 	TypeRetry:                 "attempt actor reason",
 	TypeAborted:               "reason actor",
 	TypeOverrideGranted:       "actor reason",
@@ -451,6 +470,7 @@ func (e Entry) extraFields() string {
 		{"actor", e.Actor != ""}, {"reason", e.Reason != ""}, {"member", e.Member != ""},
 		{"digest", e.Digest != ""}, {"attempt", e.Attempt != 0}, {"ok", e.OK},
 		{"policy", e.Policy != ""}, {"mstate", e.MState != nil},
+		{"certificates", len(e.Certificates) != 0}, {"signer_key", len(e.SignerKey) != 0},
 	}
 	for _, f := range set {
 		if f.set && !slices.Contains(strings.Fields(allowed), f.name) {
@@ -458,4 +478,35 @@ func (e Entry) extraFields() string {
 		}
 	}
 	return ""
+}
+
+// checkCertificates checks the certificates a wipe result carries: only
+// with a verified wipe, with the signer's key, at most
+// secureerase.MaxCertificatesSize bytes, matching the entry's digest, and
+// every one signed by that key. It depends on the entry alone, so every
+// member reaches the same verdict when it applies the entry.
+func (e Entry) checkCertificates() error {
+	if len(e.Certificates) == 0 && len(e.SignerKey) == 0 {
+		return nil
+	}
+	switch {
+	case !e.OK:
+		return errors.New("certificates come only with a verified wipe")
+	case len(e.Certificates) == 0:
+		return errors.New("a signer key without certificates")
+	case len(e.SignerKey) == 0:
+		return errors.New("certificates without the key that signed them")
+	case len(e.Certificates) > secureerase.MaxCertificatesSize:
+		return fmt.Errorf("certificates of %d bytes, more than %d", len(e.Certificates), secureerase.MaxCertificatesSize)
+	case string(DigestOf(e.Certificates)) != e.Digest:
+		return fmt.Errorf("the certificates' digest is not the entry's digest %s", e.Digest)
+	}
+	pub, err := secureerase.ParseSignerKey(e.SignerKey)
+	if err != nil {
+		return err
+	}
+	if _, err := secureerase.VerifyCertificates(e.Certificates, pub); err != nil {
+		return err
+	}
+	return nil
 }

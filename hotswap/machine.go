@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	secureerase "hpiagent/secure-erase"
 )
 
 // Phase is where a workflow stands.
@@ -94,6 +96,13 @@ type Workflow struct {
 	Certificate string    `json:"certificate,omitempty"`
 	WipeError   string    `json:"wipe_error,omitempty"`
 	Override    *Override `json:"override,omitempty"`
+	// Certificates are the signed certificates of the verified wipe (a
+	// JSON array, digest Certificate) when the wipe result carried them,
+	// and CertificateSigner the PKIX public key they verify with (the
+	// owner's peer key). Every member holds them; see
+	// Machine.WipeCertificates.
+	Certificates      json.RawMessage `json:"certificates,omitempty"`
+	CertificateSigner []byte          `json:"certificate_signer,omitempty"`
 	// MState is the M-state read back by the confirming entry.
 	MState *uint8 `json:"mstate,omitempty"`
 	// Alarm is set while the workflow needs attention (a member refused or
@@ -125,6 +134,8 @@ func (w *Workflow) clone() Workflow {
 		m := *w.MState
 		c.MState = &m
 	}
+	c.Certificates = slices.Clone(w.Certificates)
+	c.CertificateSigner = slices.Clone(w.CertificateSigner)
 	return c
 }
 
@@ -450,7 +461,14 @@ func applyWipeResult(w *Workflow, e Entry, r *Result) {
 		return
 	}
 	if e.OK {
+		if err := checkCertificateNodes(w, e); err != nil {
+			r.Err = err
+			r.Note = "refused: " + err.Error()
+			return
+		}
 		w.Certificate = e.Digest
+		w.Certificates = slices.Clone(e.Certificates)
+		w.CertificateSigner = slices.Clone(e.SignerKey)
 		w.WipeError = ""
 		w.Phase = PhaseDeactivating
 		r.Accepted, r.Note = true, "wiped and verified"
@@ -460,6 +478,25 @@ func applyWipeResult(w *Workflow, e Entry, r *Result) {
 	w.Phase = PhaseWipeFailed
 	w.Alarm = fmt.Sprintf("%s %s: wipe failed: %s; FRU stays held (Deactivation-Locked, M4)", w.Kind, w.FRU.Key(), e.Reason)
 	r.Accepted, r.Note = true, "wipe failed"
+}
+
+// checkCertificateNodes refuses certificates (already checked by
+// Entry.Validate) that another node than the workflow's owner issued.
+func checkCertificateNodes(w *Workflow, e Entry) error {
+	if len(e.Certificates) == 0 {
+		return nil
+	}
+	certs, err := secureerase.DecodeCertificates(e.Certificates)
+	if err != nil {
+		return fmt.Errorf("hot-swap entry %s of workflow %s: %w", e.Type, e.Workflow, err)
+	}
+	for _, c := range certs {
+		if c.Node != w.Owner {
+			return fmt.Errorf("hot-swap entry %s of workflow %s: certificate %s was issued by %q, not by the owner %s: %w",
+				e.Type, e.Workflow, c.ID, truncate(c.Node, 64), w.Owner, secureerase.ErrBadCertificates)
+		}
+	}
+	return nil
 }
 
 func applyRetry(w *Workflow, e Entry, r *Result) {
@@ -670,6 +707,9 @@ func (m *Machine) Restore(b []byte) error {
 				*mp = map[string]string{}
 			}
 		}
+		if len(w.Certificates) != 0 && string(DigestOf(w.Certificates)) != w.Certificate {
+			return fmt.Errorf("restoring hot-swap workflows: the certificates of workflow %s do not match its digest", w.ID)
+		}
 		if w.Active() {
 			if other, busy := active[w.FRU.Key()]; busy {
 				return fmt.Errorf("restoring hot-swap workflows: workflows %s and %s both in flight for FRU %s", other, w.ID, w.FRU.Key())
@@ -688,11 +728,64 @@ func (m *Machine) Restore(b []byte) error {
 // Every node has them (they are replicated state), so any node's API can
 // show them, whoever leads.
 func (m *Machine) Alarms() []AlarmInfo {
-	var out []AlarmInfo
-	for _, w := range m.Workflows() {
-		if w.Active() && w.Alarm != "" {
-			out = append(out, AlarmInfo{Workflow: w.ID, FRU: w.FRU, Text: w.Alarm})
+	m.mu.Lock()
+	ws := make([]*Workflow, 0, len(m.active))
+	for _, id := range m.active {
+		if w := m.workflows[id]; w.Alarm != "" {
+			ws = append(ws, w)
 		}
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].StartIndex < ws[j].StartIndex })
+	var out []AlarmInfo
+	for _, w := range ws {
+		out = append(out, AlarmInfo{Workflow: w.ID, FRU: w.FRU, Text: w.Alarm})
+	}
+	m.mu.Unlock()
+	return out
+}
+
+// WipeCertificates is the signed certificates of one verified wipe as the
+// log recorded them.
+type WipeCertificates struct {
+	// Workflow is the extraction whose wipe they certify.
+	Workflow string
+	// FRU is the wiped FRU; Owner the member that wiped it and signed.
+	FRU   FRU
+	Owner string
+	// Digest is the digest the log recorded for them.
+	Digest string
+	// Certificates is the JSON array of secure-erase certificates, as
+	// the owner issued it.
+	Certificates json.RawMessage
+	// SignerKey is the PKIX public key they verify with.
+	SignerKey []byte
+}
+
+// WipeCertificates returns the certificates of every verified wipe whose
+// result carried them, of the workflows the Machine still holds (those in
+// flight and the most recent finished ones: older finished workflows are
+// dropped with their certificates, so a member that must keep every
+// certificate copies them to its own store), in start order.
+//
+// Why the log carries them rather than members fetching them from the
+// owner when asked: the FRU being removed is often the owner's own blade,
+// and the evidence of its wipe must outlive it; the log survives any
+// minority of members, and a restarted member gets them back from the
+// log or a snapshot.
+func (m *Machine) WipeCertificates() []WipeCertificates {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ws []*Workflow
+	for _, w := range m.workflows {
+		if len(w.Certificates) != 0 {
+			ws = append(ws, w)
+		}
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].StartIndex < ws[j].StartIndex })
+	out := make([]WipeCertificates, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, WipeCertificates{Workflow: w.ID, FRU: w.FRU, Owner: w.Owner, Digest: w.Certificate,
+			Certificates: slices.Clone(w.Certificates), SignerKey: slices.Clone(w.CertificateSigner)})
 	}
 	return out
 }

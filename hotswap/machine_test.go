@@ -659,6 +659,18 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// A verified wipe with its certificates, and a copy with one byte of
+	// the certificates changed.
+	key := newKey(f)
+	certs := issueCerts(f, key, "n1", 1)
+	withCerts, err := ent(TypeWipeResult, "x1", func(e *Entry) {
+		e.OK, e.Attempt, e.Certificates, e.SignerKey, e.Digest = true, 1, certs, pkix(f, key.Public()), string(DigestOf(certs))
+	}).Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(withCerts)
+	f.Add(bytes.Replace(withCerts, []byte("secret-0"), []byte("secret-1"), 1))
 	f.Add([]byte(`{"v":1,"type":"retry","workflow":"w","attempt":-1}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -45,6 +45,14 @@ type MemberConfig struct {
 	// Wiper wipes FRUs this member owns. Default nil: a wipe request is
 	// answered as a failed wipe ("no wiper on this member").
 	Wiper Wiper
+	// SignerCertificate is the X.509 certificate (DER) whose public key
+	// verifies the certificates Wiper issues: the member's peer
+	// certificate, when its key signs them. It goes with every wipe reply
+	// so that the leader can check the certificates against the cluster CA
+	// and put them into the log for every member. Default nil: replies
+	// carry none, the log records the wipe by its digest only and the
+	// certificates stay on this member.
+	SignerCertificate []byte
 	// MaxRecords bounds the applied-step records kept (oldest dropped).
 	// Default 4096: far more steps than workflows a shelf sees between
 	// restarts of the whole cluster.
@@ -249,6 +257,8 @@ type WipeReply struct {
 	Certificate json.RawMessage `json:"certificate,omitempty"`
 	Digest      Digest          `json:"digest,omitempty"`
 	Reason      string          `json:"reason,omitempty"`
+	// Signer is the owner's MemberConfig.SignerCertificate (with OK).
+	Signer []byte `json:"signer,omitempty"`
 }
 
 // Wipe wipes the FRU through the Wiper and records the certificate; a
@@ -268,7 +278,7 @@ func (m *Member) Wipe(ctx context.Context, req WipeRequest) (WipeReply, error) {
 	r, ok := m.state.Records[key]
 	m.mu.Unlock()
 	if ok {
-		return WipeReply{OK: true, Certificate: r.Certificate, Digest: r.Digest}, nil
+		return WipeReply{OK: true, Certificate: r.Certificate, Digest: r.Digest, Signer: m.cfg.SignerCertificate}, nil
 	}
 	if m.cfg.Wiper == nil {
 		return WipeReply{Reason: "no wiper on member " + m.cfg.Name}, nil
@@ -286,7 +296,7 @@ func (m *Member) Wipe(ctx context.Context, req WipeRequest) (WipeReply, error) {
 		return WipeReply{}, fmt.Errorf("member %s, wipe of %s: %w", m.cfg.Name, req.FRU.Key(), err)
 	}
 	m.log.Info("wiped and verified", "audit", true, "workflow", req.Workflow, "fru", req.FRU.Key(), "certificate", d)
-	return WipeReply{OK: true, Certificate: cert, Digest: d}, nil
+	return WipeReply{OK: true, Certificate: cert, Digest: d, Signer: m.cfg.SignerCertificate}, nil
 }
 
 // record stores r under key and persists the records.

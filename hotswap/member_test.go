@@ -238,6 +238,26 @@ func FuzzRestore(f *testing.F) {
 	snap, _ := m.Snapshot()
 	f.Add(snap)
 	f.Add([]byte(`{"v":1,"workflows":[]}`))
+	// A finished extraction holding its wipe certificates.
+	key := newKey(f)
+	certs := issueCerts(f, key, "n1", 1)
+	mc := NewMachine()
+	for i, e := range []Entry{started("x1", KindExtraction, fruA, "n1"),
+		ent(TypeHeld, "x1", func(e *Entry) { e.Policy = HoldDeactivationLocked }),
+		ent(TypePoliciesRevoked, "x1", member("n1")), ent(TypeWipeStarted, "x1"),
+		ent(TypeWipeResult, "x1", func(e *Entry) {
+			e.OK, e.Attempt, e.Certificates, e.SignerKey, e.Digest = true, 1, certs, pkix(f, key.Public()), string(DigestOf(certs))
+		})} {
+		b, err := e.Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		if r := mc.Apply(uint64(i+1), b).(Result); r.Err != nil || !r.Accepted {
+			f.Fatalf("%s: %+v", e.Type, r)
+		}
+	}
+	snap, _ = mc.Snapshot()
+	f.Add(snap)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := NewMachine()
 		if err := m.Restore(b); err != nil {

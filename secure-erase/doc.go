@@ -13,4 +13,10 @@
 // device's serial number or WWN), any block device that is mounted, has a
 // mounted partition, is held by a device-mapper or loop device or is used
 // as swap, and never follows a symbolic link out of a planned directory.
+//
+// Certificates travel: the hot-swap workflows put the certificates of a
+// verified wipe into the cluster's log so that every member keeps them.
+// DecodeCertificates and VerifyCertificates check such a set strictly and
+// within bounds (MaxCertificatesSize, MaxCertificates) before anything of it
+// is kept; ParseSignerKey and CheckSignerKey check the key it verifies with.
 package secureerase

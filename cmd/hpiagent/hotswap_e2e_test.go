@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"hpiagent/internal/pki"
+	secureerase "hpiagent/secure-erase"
 	"hpiagent/shelf/ipmi"
 	"hpiagent/shelf/rmcpp"
 	"hpiagent/shelf/sim"
@@ -457,6 +458,55 @@ func TestHotSwapInsertionAndForcedExtraction(t *testing.T) {
 	}
 	if code := l.apiDo(l.agents[0], "GET", "/v1/erase-certificates", nil, &certs); code != http.StatusOK || len(certs) != 1 {
 		t.Fatalf("GET /v1/erase-certificates on the owner: %d, %+v; want one certificate", code, certs)
+	}
+	certID := certs[0].ID
+
+	// Every other member serves it too (it came through the cluster log),
+	// and it verifies with the owner's peer key, the key of the owner's
+	// cluster.tls.cert; it is the certificate the log's digest names.
+	owner, err := pki.LoadCert(filepath.Join(l.dir, "node-1"), "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(ag *clusterAgent) bool {
+		time.Sleep(100 * time.Millisecond) // well under the API's rate limit
+		var list []struct {
+			ID   string `json:"id"`
+			Node string `json:"node"`
+		}
+		if l.apiDo(ag, "GET", "/v1/erase-certificates", nil, &list) != http.StatusOK || len(list) != 1 || list[0].ID != certID || list[0].Node != "node-1" {
+			return false
+		}
+		var cert secureerase.Certificate
+		if l.apiDo(ag, "GET", "/v1/erase-certificates/"+certID, nil, &cert) != http.StatusOK {
+			return false
+		}
+		if err := secureerase.Verify(&cert, owner.Cert.PublicKey); err != nil {
+			t.Fatalf("certificate %s served by %s: %v", certID, ag.name, err)
+		}
+		if cert.Outcome != secureerase.OutcomeSuccess || cert.Node != "node-1" || cert.Target != l.secret {
+			t.Fatalf("certificate %s served by %s: %+v", certID, ag.name, cert)
+		}
+		return true
+	}
+	for _, ag := range l.agents {
+		l.waitFor("the certificate served and verified by "+ag.name, 10*time.Second, func() bool { return fetch(ag) })
+	}
+	var wfFull struct {
+		Certificate string `json:"certificate"`
+	}
+	if l.apiDo(l.agents[2], "GET", "/v1/workflows/"+ext.ID, nil, &wfFull); wfFull.Certificate != ext.Cert {
+		t.Fatalf("workflow %s on node-3 names certificate digest %q, node-2 %q", ext.ID, wfFull.Certificate, ext.Cert)
+	}
+
+	// The owner goes away (its blade is often the one removed), and a
+	// non-owner restarts: the others still serve the certificate, the
+	// restarted one from its store or the log's replay.
+	l.kill9(l.agents[0])
+	l.kill9(l.agents[1])
+	l.start(l.agents[1])
+	for _, ag := range l.agents[1:] {
+		l.waitFor("the certificate served by "+ag.name+" with the owner down", 30*time.Second, func() bool { return fetch(ag) })
 	}
 }
 

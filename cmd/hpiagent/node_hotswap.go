@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"hpiagent/fencing"
 	"hpiagent/hotswap"
 	"hpiagent/hpi"
+	"hpiagent/internal/pki"
 	secureerase "hpiagent/secure-erase"
 	"hpiagent/shelf"
 	"hpiagent/shelf/hotswaphw"
@@ -32,8 +35,9 @@ import (
 
 // hotswapNode is the hot-swap part of a clustered agent: the replicated
 // workflow Machine, this node's Member (policy hooks and wipes), the
-// Coordinator (which acts while this node leads) and the store of the
-// certificates of this node's wipes.
+// Coordinator (which acts while this node leads) and this node's
+// certificate store, which holds the certificates of its own wipes and
+// the copies of every other member's that came through the log.
 type hotswapNode struct {
 	log    *slog.Logger
 	m      *hotswap.Machine
@@ -78,6 +82,10 @@ func (n *node) buildHotSwap(d *daemon) error {
 	if err != nil {
 		return fmt.Errorf("opening hotswap.certificates_dir %s: %w", hc.CertificatesDir, err)
 	}
+	peerCert, caPool, err := clusterPKI(d.cfg.Cluster)
+	if err != nil {
+		return err
+	}
 	if owns {
 		ref, key := hc.SigningKey, "hotswap.signing_key"
 		if ref.sources() == 0 {
@@ -106,6 +114,11 @@ func (n *node) buildHotSwap(d *daemon) error {
 			}
 		}
 		mcfg.Wiper = w
+		if samePublicKey(signer.Public(), peerCert.PublicKey) {
+			mcfg.SignerCertificate = peerCert.Raw
+		} else {
+			log.Warn("hotswap.signing_key is not the key of cluster.tls.cert: the certificates of this node's wipes stay on this node (the cluster log records their digests only)")
+		}
 	}
 	h.member, err = hotswap.NewMember(mcfg)
 	if err != nil {
@@ -135,6 +148,10 @@ func (n *node) buildHotSwap(d *daemon) error {
 			}
 			return "*"
 		},
+		// The certificates of verified wipes go into the log when the
+		// owner's signer certificate is its peer certificate of the
+		// cluster CA, so that every member keeps them.
+		VerifySigner:        hotswap.SignerVerifier(caPool, peerIdentity, nil),
 		Veto:                n.fenceVeto(d),
 		MaxAttempts:         hc.MaxAttempts,
 		LeaveActiveUnlocked: hc.LeaveActiveUnlocked,
@@ -348,10 +365,14 @@ func (n *node) reconcileHotSwap(ctx context.Context, d *daemon) {
 // events and reconciles FRUs waiting without an event.
 func (n *node) runHotSwap(ctx context.Context, d *daemon) {
 	h := n.hs
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()
 		n.reconcileHotSwap(ctx, d)
+	}()
+	go func() {
+		defer n.wg.Done()
+		h.syncCertificates(ctx)
 	}()
 	go func() {
 		defer n.wg.Done()
@@ -392,12 +413,189 @@ func (n *node) apiWorkflows() api.Workflows {
 }
 
 // apiEraseCertificates returns the API's certificate routes, nil without
-// hotswap.
+// hotswap: this node's store and the certificates the log holds, so that
+// any member serves the certificate of any member's wipe.
 func (n *node) apiEraseCertificates() api.EraseCertificates {
 	if n == nil || n.hs == nil {
 		return nil
 	}
-	return adapt.EraseCertificates(n.hs.store)
+	return adapt.EraseCertificates(n.hs.certificates())
+}
+
+func (h *hotswapNode) certificates() *clusterCertificates {
+	return &clusterCertificates{store: h.store, log: h.m, cache: map[string][]*secureerase.Certificate{}}
+}
+
+// clusterPKI reads this node's peer certificate (the leaf of
+// cluster.tls.cert) and the cluster CA (cluster.tls.ca).
+func clusterPKI(cc *ClusterConfig) (*x509.Certificate, *x509.CertPool, error) {
+	b, err := os.ReadFile(cc.TLS.Cert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster.tls.cert: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("cluster.tls.cert: %s does not start with a PEM certificate", cc.TLS.Cert)
+	}
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster.tls.cert %s: %w", cc.TLS.Cert, err)
+	}
+	caPEM, err := os.ReadFile(cc.TLS.CA)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster.tls.ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, nil, fmt.Errorf("cluster.tls.ca: %s holds no PEM certificate", cc.TLS.CA)
+	}
+	return leaf, pool, nil
+}
+
+// peerIdentity is the cluster's rule for the member a peer certificate
+// names: pki.Identity, then cluster.PeerName.
+func peerIdentity(c *x509.Certificate) (string, error) {
+	id, err := pki.Identity(c)
+	if err != nil {
+		return "", err
+	}
+	return cluster.PeerName(id)
+}
+
+// samePublicKey reports whether a and b are the same public key.
+func samePublicKey(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+// replicatedCertificates is the part of the hot-swap Machine the
+// certificate routes read.
+type replicatedCertificates interface {
+	WipeCertificates() []hotswap.WipeCertificates
+}
+
+// clusterCertificates is adapt.CertificateStore over this node's store
+// and the certificates of every member's verified wipes that the log
+// holds (checked by the Machine: they match the logged digest, name the
+// workflow's owner and verify with its peer key). The store answers first:
+// a certificate of this node's own wipes, or a copy saveReplicated made.
+type clusterCertificates struct {
+	store *secureerase.Store
+	log   replicatedCertificates
+
+	mu    sync.Mutex
+	cache map[string][]*secureerase.Certificate // decoded sets, by digest
+}
+
+// replicated returns the certificates the log holds, decoded once per set.
+func (c *clusterCertificates) replicated() []*secureerase.Certificate {
+	sets := c.log.WipeCertificates()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*secureerase.Certificate
+	seen := make(map[string]bool, len(sets))
+	for _, s := range sets {
+		seen[s.Digest] = true
+		certs, ok := c.cache[s.Digest]
+		if !ok {
+			var err error
+			if certs, err = secureerase.DecodeCertificates(s.Certificates); err != nil {
+				continue // not reachable: the Machine checked them
+			}
+			c.cache[s.Digest] = certs
+		}
+		out = append(out, certs...)
+	}
+	for d := range c.cache {
+		if !seen[d] {
+			delete(c.cache, d)
+		}
+	}
+	return out
+}
+
+// List implements adapt.CertificateStore: the IDs of the store and of
+// the log, sorted, each once.
+func (c *clusterCertificates) List() ([]string, error) {
+	ids, err := c.store.List()
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		have[id] = true
+	}
+	for _, ct := range c.replicated() {
+		if !have[ct.ID] {
+			have[ct.ID] = true
+			ids = append(ids, ct.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Load implements adapt.CertificateStore.
+func (c *clusterCertificates) Load(id string) (*secureerase.Certificate, error) {
+	ct, err := c.store.Load(id)
+	if !errors.Is(err, secureerase.ErrNoCertificate) {
+		return ct, err
+	}
+	for _, r := range c.replicated() {
+		if r.ID == id {
+			cp := *r
+			return &cp, nil
+		}
+	}
+	return nil, err
+}
+
+// saveReplicated copies the certificates the log holds into this node's
+// store, which keeps them after the Machine dropped their workflow (it
+// keeps the most recent finished workflows only) and serves them like this
+// node's own. It returns how many it saved.
+func (c *clusterCertificates) saveReplicated() (int, error) {
+	n := 0
+	var errs []error
+	for _, ct := range c.replicated() {
+		if c.store.Has(ct.ID) {
+			continue
+		}
+		if err := c.store.Save(ct); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// certificateSyncEvery is how often a member copies the certificates the
+// log holds into its store. 10 s: the API serves them from the log in the
+// meantime; the copy only has to happen long before the Machine drops the
+// workflow (after 256 later workflows finished).
+const certificateSyncEvery = 10 * time.Second
+
+// syncCertificates copies the certificates the log holds into this
+// node's store now and then, until ctx ends.
+func (h *hotswapNode) syncCertificates(ctx context.Context) {
+	c := h.certificates()
+	tick := time.NewTicker(certificateSyncEvery)
+	defer tick.Stop()
+	for {
+		n, err := c.saveReplicated()
+		if err != nil {
+			h.log.Error("copying the erase certificates of the cluster log into the certificate store", "err", err)
+		}
+		if n > 0 {
+			h.log.Info("erase certificates of the cluster log stored", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // shelfHotSwap is hotswap.Hardware over the daemon's current Monitors (a

@@ -11,12 +11,17 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"hpiagent/api"
+	"hpiagent/api/adapt"
 	"hpiagent/fencing"
 	"hpiagent/hotswap"
 	secureerase "hpiagent/secure-erase"
@@ -255,6 +260,11 @@ func TestPlanWiper(t *testing.T) {
 			if err := secureerase.Verify(&c, key.Public()); err != nil {
 				t.Fatal(err)
 			}
+			// What the wiper returns is what the cluster log accepts.
+			if _, err := secureerase.VerifyCertificates(b, key.Public()); err != nil {
+				t.Fatalf("the wiper's certificates (%d bytes) would not go into the log: %v", len(b), err)
+			}
+			t.Logf("one certificate is %d bytes of JSON", len(b))
 			if ids, _ := store.List(); len(ids) != 1 || ids[0] != c.ID {
 				t.Fatalf("stored %v, want %s", ids, c.ID)
 			}
@@ -298,4 +308,144 @@ func TestFenceVeto(t *testing.T) {
 			}
 		})
 	}
+}
+
+// verifiedWipe returns a Machine whose log holds a finished forced
+// extraction owned by node "b" whose wipe result carries certs, signed by
+// key.
+func verifiedWipe(t *testing.T, key ed25519.PrivateKey, certs []byte) *hotswap.Machine {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fru := hotswap.FRU{Shelf: "s1", IPMB: 0x82}
+	one := uint8(1)
+	m := hotswap.NewMachine()
+	for i, e := range []hotswap.Entry{
+		{Type: hotswap.TypeWorkflowStarted, Workflow: "x1", Kind: hotswap.KindForced, FRU: &fru, Required: []string{"a", "b"}, Owner: "b", MaxAttempts: 1, Actor: "ops"},
+		{Type: hotswap.TypeHeld, Workflow: "x1", Policy: hotswap.HoldDeactivationLocked},
+		{Type: hotswap.TypePoliciesRevoked, Workflow: "x1", Member: "a", Digest: string(hotswap.DigestOf([]byte("a")))},
+		{Type: hotswap.TypePoliciesRevoked, Workflow: "x1", Member: "b", Digest: string(hotswap.DigestOf([]byte("b")))},
+		{Type: hotswap.TypeWipeStarted, Workflow: "x1"},
+		{Type: hotswap.TypeWipeResult, Workflow: "x1", Attempt: 1, OK: true, Digest: string(hotswap.DigestOf(certs)), Certificates: certs, SignerKey: der},
+		{Type: hotswap.TypeDeactivationConfirmed, Workflow: "x1", MState: &one},
+	} {
+		b, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := m.Apply(uint64(i+1), b).(hotswap.Result); r.Err != nil || !r.Accepted {
+			t.Fatalf("entry %s: %+v", e.Type, r)
+		}
+	}
+	return m
+}
+
+// signedCerts issues n certificates of node, signed with key, by wiping
+// n files with a real Eraser.
+func signedCerts(t *testing.T, key ed25519.PrivateKey, node string, n int) ([]byte, []string) {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	er, err := secureerase.New(secureerase.Config{Signer: key, Node: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := secureerase.WipePlan{FRU: "{PHYSICAL_SLOT,2}"}
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("secret-%d", i))
+		if err := os.WriteFile(p, []byte(strings.Repeat("key", 50)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		plan.Targets = append(plan.Targets, secureerase.PlanTarget{Path: p, Kind: secureerase.KindFile, Methods: []string{"overwrite"}})
+	}
+	certs, err := er.EraseAll(context.Background(), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range certs {
+		ids = append(ids, c.ID)
+	}
+	b, err := json.Marshal(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, ids
+}
+
+// TestClusterCertificates: a member's certificate routes serve its own
+// certificates and those of another member's wipe that the log holds
+// (they verify with that member's key); the copies saved into its store
+// outlive the log's workflow and a restart.
+func TestClusterCertificates(t *testing.T) {
+	t.Parallel()
+	_, keyA, _ := ed25519.GenerateKey(rand.Reader)
+	_, keyB, _ := ed25519.GenerateKey(rand.Reader)
+	dir := t.TempDir()
+	store, err := secureerase.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, ownIDs := signedCerts(t, keyA, "a", 1)
+	var ownCerts []*secureerase.Certificate
+	if err := json.Unmarshal(own, &ownCerts); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Save(ownCerts[0]); err != nil {
+		t.Fatal(err)
+	}
+	remote, remoteIDs := signedCerts(t, keyB, "b", 2)
+	m := verifiedWipe(t, keyB, remote)
+	want := append(append([]string{}, ownIDs...), remoteIDs...)
+	sort.Strings(want)
+
+	c := &clusterCertificates{store: store, log: m, cache: map[string][]*secureerase.Certificate{}}
+	routes := adapt.EraseCertificates(c)
+	check := func(what string, routes api.EraseCertificates) {
+		t.Helper()
+		ids, err := routes.CertificateIDs()
+		if err != nil || !slices.Equal(ids, want) {
+			t.Fatalf("%s: IDs %v (%v), want %v", what, ids, err, want)
+		}
+		for _, id := range ids {
+			b, err := routes.Certificate(id)
+			if err != nil {
+				t.Fatalf("%s: certificate %s: %v", what, id, err)
+			}
+			var ct secureerase.Certificate
+			if err := json.Unmarshal(b, &ct); err != nil {
+				t.Fatal(err)
+			}
+			key := keyB.Public()
+			if ct.Node == "a" {
+				key = keyA.Public()
+			}
+			if err := secureerase.Verify(&ct, key); err != nil {
+				t.Fatalf("%s: certificate %s of %s: %v", what, id, ct.Node, err)
+			}
+		}
+		if _, err := routes.Certificate(strings.Repeat("0", 32)); !errors.Is(err, api.ErrNotFound) {
+			t.Fatalf("%s: unknown certificate: %v", what, err)
+		}
+	}
+	check("from the store and the log", routes)
+	if ids, _ := store.List(); len(ids) != 1 {
+		t.Fatalf("the store holds %v before the copy", ids)
+	}
+	if n, err := c.saveReplicated(); n != 2 || err != nil {
+		t.Fatalf("saveReplicated: %d, %v", n, err)
+	}
+	if n, err := c.saveReplicated(); n != 0 || err != nil {
+		t.Fatalf("saveReplicated again: %d, %v", n, err)
+	}
+	// Restarted, with a log that no longer holds the workflow.
+	store2, err := secureerase.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after a restart, from the store", adapt.EraseCertificates(&clusterCertificates{store: store2, log: hotswap.NewMachine(), cache: map[string][]*secureerase.Certificate{}}))
 }

@@ -96,9 +96,11 @@ type CoordinatorConfig struct {
 	// (SourceHardware, if enabled) for each failed entity's node (NodeFor)
 	// that is idle, so a failure reported as an event before this node
 	// became leader, or one of the previous leader's own blade, is not
-	// lost. With it set, a RESOURCE FAILURE event only starts a scan (the
-	// model's state decides, see CurrentFailures), while a CRITICAL sensor
-	// assertion still requests a fence at once.
+	// lost. A RESOURCE FAILURE event only starts a scan (the model's state
+	// decides, see CurrentFailures: M7 is a blade's failure, failed
+	// without M7 is a lost shelf manager), while a CRITICAL sensor
+	// assertion still requests a fence at once. Without FailedHardware a
+	// blade whose controller is lost (M7) is not fenced.
 	//
 	// Rule against fence loops: a target whose last fence failed on every
 	// level is not retried from here (as with DeadMembers; an operator or
@@ -520,8 +522,17 @@ func (c *Coordinator) WatchEvents(ctx context.Context, ev Events) error {
 		if !ok || !c.leader() {
 			continue
 		}
-		if e.Type == hpi.EventResource && c.cfg.FailedHardware != nil {
-			c.poke()
+		if e.Type == hpi.EventResource {
+			// A RESOURCE FAILURE alone cannot tell a blade's lost
+			// controller (M7) from a lost shelf manager, which marks
+			// every resource of its shelf failed: fencing on the event
+			// would power off every blade. The model decides at the scan
+			// (FailedHardware); without it the event fences nothing.
+			if c.cfg.FailedHardware != nil {
+				c.poke()
+			} else {
+				c.cfg.Logger.Warn("fencing: a resource failure is not acted on without FailedHardware (the model's state)", "node", node, "entity", e.Entity.String())
+			}
 			continue
 		}
 		why := fmt.Sprintf("%s on %s (event %d)", reason, e.Entity, e.ID)

@@ -450,48 +450,72 @@ func TestHardwareFailureAndNodeFor(t *testing.T) {
 	}
 }
 
-// TestWatchEventsFromDomain feeds a real hpi.Domain's events: a resource
-// failure of a node's blade becomes a fence request in the log.
+// TestWatchEventsFromDomain feeds a real hpi.Domain's events: a blade
+// whose controller is lost (M7) becomes a fence request in the log, found
+// through the model at the scan the event starts; a resource marked
+// failed without M7 (what a lost shelf manager does to every resource)
+// fences nothing, nor does any resource failure without FailedHardware.
 func TestWatchEventsFromDomain(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	blade := hpi.EntityPath{{Type: hpi.EntPhysicalSlot, Location: 3}, {Type: hpi.EntRack, Location: 1}}
-	d := hpi.NewDomain(hpi.Config{Logger: quietLogger()})
-	id, err := d.UpsertResource(hpi.RPTEntry{EntityPath: blade, Tag: "blade 3", Severity: hpi.Critical}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := d.Subscribe(16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	fc := newFakeCluster(2)
-	never := &gatedExecutor{Executor: &Chassis{cfg: ChassisConfig{Name: "never"}}, entered: make(chan struct{})}
-	co, err := NewCoordinator(CoordinatorConfig{Self: "n1", Log: fc.log(0), Machine: fc.machines[0], Logger: quietLogger(),
-		Nodes:  map[string]NodeConfig{"n3": {Entity: blade}},
-		Levels: []Level{{Name: "x", Executors: []Executor{never}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = co.WatchEvents(ctx, sub) }()
-	if err := d.SetResourceFailed(id, true, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, _ := fc.machines[1].State("n3")
-		if st.Phase == PhaseFencing {
-			if st.Fence.Source != SourceHardware {
+	for _, tc := range []struct {
+		name      string
+		m7        bool
+		withModel bool
+		fenced    bool
+	}{
+		{"M7 with the model", true, true, true},
+		{"failed without M7", false, true, false},
+		{"M7 without the model", true, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			m := newTestShelfModel(t, 3, 4)
+			sub, err := m.d.Subscribe(16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Unsubscribe()
+			fc := newFakeCluster(2)
+			never := &gatedExecutor{Executor: &Chassis{cfg: ChassisConfig{Name: "never"}}, entered: make(chan struct{})}
+			cfg := CoordinatorConfig{Self: "n1", Log: fc.log(0), Machine: fc.machines[0], Logger: quietLogger(), Scan: 20 * time.Millisecond,
+				Nodes:  map[string]NodeConfig{"n3": {Entity: slotPath(3)}, "n4": {Entity: slotPath(4)}},
+				Levels: []Level{{Name: "x", Executors: []Executor{never}}}}
+			if tc.withModel {
+				cfg.FailedHardware = m.failures
+			}
+			co, err := NewCoordinator(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = co.WatchEvents(ctx, sub) }()
+			if tc.m7 {
+				m.mstate(t, 3, hpi.M7)
+			} else if err := m.d.SetResourceFailed(m.ids[3], true, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			// A critical sensor of n4 marks that the events were read and
+			// acted on.
+			m.temp(t, 4, hpi.ESUpperCrit)
+			deadline := time.Now().Add(5 * time.Second)
+			for st, _ := fc.machines[1].State("n4"); st.Phase == PhaseIdle; st, _ = fc.machines[1].State("n4") {
+				if time.Now().After(deadline) {
+					t.Fatal("the critical sensor event of n4 was not acted on")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if tc.withModel {
+				scanOnce(ctx, co)
+			}
+			st, _ := fc.machines[1].State("n3")
+			if fenced := st.Phase != PhaseIdle; fenced != tc.fenced {
+				t.Fatalf("n3 in %s, want fenced %v", st.Phase, tc.fenced)
+			}
+			if tc.fenced && st.Fence.Source != SourceHardware {
 				t.Fatalf("source %s", st.Fence.Source)
 			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no fence requested for the failed blade")
-		}
-		time.Sleep(10 * time.Millisecond)
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"time"
 
 	"hpiagent/api/audit"
 	"hpiagent/hpi"
@@ -60,6 +61,50 @@ type Health struct {
 	EventQueueDepth int
 	// TrapsRejected counts SNMP traps refused, by reason.
 	TrapsRejected map[string]uint64
+	// Watchdog is the state of the agent's watchdog feeder; nil when the
+	// agent feeds no watchdog.
+	Watchdog *WatchdogHealth
+}
+
+// WatchdogHealth is the state of the one feeder of the agent's watchdogs
+// (systemd's service watchdog, /dev/watchdog, the IPMI BMC watchdog).
+type WatchdogHealth struct {
+	// Feeding: the last decision fed the watchdogs.
+	Feeding bool
+	// SelfFencing: feeding stopped for good after a quorum loss; the
+	// node is about to be reset.
+	SelfFencing bool
+	// Reason says why feeding is withheld ("" while feeding).
+	Reason string
+	// Withheld is how long feeding has been withheld (0 while feeding).
+	Withheld time.Duration
+	// Clustered: feeding is gated on the cluster's quorum.
+	Clustered bool
+	// QuorumLost is how long the node has been without quorum (0 while
+	// it holds quorum or is not clustered).
+	QuorumLost time.Duration
+	// FailingChecks names the health checks failing now.
+	FailingChecks []string
+	// Checks names every health check feeding depends on.
+	Checks []string
+	// Devices lists every watchdog device.
+	Devices []WatchdogDeviceHealth
+}
+
+// WatchdogDeviceHealth is one watchdog device.
+type WatchdogDeviceHealth struct {
+	// Name is the device ("systemd", "/dev/watchdog", "ipmi-bmc", ...).
+	Name string
+	// Armed: the device is armed (an unarmed one is armed again at each
+	// feed).
+	Armed bool
+	// Fed: the device was fed at the last feeding round.
+	Fed bool
+	// Feeds and Errors count successful feeds and failed arms, feeds
+	// and disarms since start.
+	Feeds, Errors uint64
+	// LastFeed is the time of the last successful feed (zero: none).
+	LastFeed time.Time
 }
 
 // HealthSource reports the agent's health; it is called on every scrape of

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,6 +98,24 @@ var (
 		"IPMI packets dropped, by reason.", []string{"shelf", "reason"}, nil)
 	descTrapsRejected = prometheus.NewDesc("hpiagent_snmp_traps_rejected_total",
 		"SNMP traps refused, by reason.", []string{"reason"}, nil)
+	descWatchdogFeeding = prometheus.NewDesc("hpiagent_watchdog_feeding",
+		"1 when the watchdog device was fed at the last feeding round.", []string{"device"}, nil)
+	descWatchdogArmed = prometheus.NewDesc("hpiagent_watchdog_armed",
+		"1 when the watchdog device is armed.", []string{"device"}, nil)
+	descWatchdogFeeds = prometheus.NewDesc("hpiagent_watchdog_feeds_total",
+		"Successful feeds of the watchdog device.", []string{"device"}, nil)
+	descWatchdogErrors = prometheus.NewDesc("hpiagent_watchdog_errors_total",
+		"Failed arms, feeds and disarms of the watchdog device.", []string{"device"}, nil)
+	descWatchdogLastFeed = prometheus.NewDesc("hpiagent_watchdog_last_feed_timestamp_seconds",
+		"Time of the last successful feed of the watchdog device (Unix seconds).", []string{"device"}, nil)
+	descWatchdogWithheld = prometheus.NewDesc("hpiagent_watchdog_withheld_seconds",
+		"How long feeding the watchdogs has been withheld (0 while fed).", nil, nil)
+	descWatchdogSelfFencing = prometheus.NewDesc("hpiagent_watchdog_self_fencing",
+		"1 once feeding stopped for good after a quorum loss: the node is about to be reset.", nil, nil)
+	descWatchdogQuorumLost = prometheus.NewDesc("hpiagent_watchdog_quorum_lost_seconds",
+		"How long the node has been without cluster quorum as the watchdog feeder sees it (0 with quorum or without a cluster).", nil, nil)
+	descWatchdogCheck = prometheus.NewDesc("hpiagent_watchdog_health_check_failing",
+		"1 when the health check that feeding depends on is failing.", []string{"check"}, nil)
 )
 
 // modelCollector reads the domain and the health source at scrape time.
@@ -105,7 +124,9 @@ type modelCollector struct{ s *Server }
 func (mc *modelCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSensor, descSensorState, descResourceFailed, descAlarms, descLastEvent,
 		descEventLog, descEventLogDropped, descStreams, descQueue, descSessionUp, descSessionSent, descSessionRetries,
-		descSessionTimeouts, descSessionReconnects, descRejected, descTrapsRejected} {
+		descSessionTimeouts, descSessionReconnects, descRejected, descTrapsRejected,
+		descWatchdogFeeding, descWatchdogArmed, descWatchdogFeeds, descWatchdogErrors, descWatchdogLastFeed,
+		descWatchdogWithheld, descWatchdogSelfFencing, descWatchdogQuorumLost, descWatchdogCheck} {
 		ch <- d
 	}
 }
@@ -185,5 +206,43 @@ func (mc *modelCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for reason, n := range h.TrapsRejected {
 		ch <- prometheus.MustNewConstMetric(descTrapsRejected, prometheus.CounterValue, float64(n), reason)
+	}
+	if h.Watchdog != nil {
+		mc.collectWatchdog(ch, h.Watchdog)
+	}
+}
+
+func (mc *modelCollector) collectWatchdog(ch chan<- prometheus.Metric, w *WatchdogHealth) {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	ch <- prometheus.MustNewConstMetric(descWatchdogWithheld, prometheus.GaugeValue, w.Withheld.Seconds())
+	ch <- prometheus.MustNewConstMetric(descWatchdogSelfFencing, prometheus.GaugeValue, b(w.SelfFencing))
+	ch <- prometheus.MustNewConstMetric(descWatchdogQuorumLost, prometheus.GaugeValue, w.QuorumLost.Seconds())
+	seen := map[string]bool{}
+	for _, d := range w.Devices {
+		if seen[d.Name] {
+			mc.s.log.Warn("api: metrics: duplicate watchdog device name from health source", "device", d.Name)
+			continue
+		}
+		seen[d.Name] = true
+		ch <- prometheus.MustNewConstMetric(descWatchdogFeeding, prometheus.GaugeValue, b(d.Fed), d.Name)
+		ch <- prometheus.MustNewConstMetric(descWatchdogArmed, prometheus.GaugeValue, b(d.Armed), d.Name)
+		ch <- prometheus.MustNewConstMetric(descWatchdogFeeds, prometheus.CounterValue, float64(d.Feeds), d.Name)
+		ch <- prometheus.MustNewConstMetric(descWatchdogErrors, prometheus.CounterValue, float64(d.Errors), d.Name)
+		if !d.LastFeed.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descWatchdogLastFeed, prometheus.GaugeValue, float64(d.LastFeed.UnixNano())/1e9, d.Name)
+		}
+	}
+	clear(seen)
+	for _, c := range w.Checks {
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		ch <- prometheus.MustNewConstMetric(descWatchdogCheck, prometheus.GaugeValue, b(slices.Contains(w.FailingChecks, c)), c)
 	}
 }

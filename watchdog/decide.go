@@ -6,7 +6,12 @@
 // SBD idea): a node cut off from the cluster cannot keep running services.
 //
 // The decision is a pure state machine (Decider) with an injected clock;
-// Feeder is the I/O driver around it with uniform Device plug-ins.
+// Feeder is the I/O driver around it with uniform Device plug-ins. An
+// agent runs one Feeder and one Notifier (its only writer on systemd's
+// notification socket): the Systemd device sends WATCHDOG=1 through that
+// Notifier, so nothing else pings systemd, and a self-fence stops those
+// pings too. SelfFenceMark keeps a self-fence decision across restarts of
+// the agent within one boot.
 package watchdog
 
 import (
@@ -24,6 +29,12 @@ type Decision struct {
 	SelfFencing bool
 	// Reason says why feeding stopped ("" when Feed).
 	Reason string
+	// Failing names the health checks that failed in this observation.
+	Failing []string
+	// QuorumLostSince is when the node last lost quorum; zero while it
+	// holds quorum (and for a node that is not clustered). Once
+	// self-fencing it stays at the loss that latched.
+	QuorumLostSince time.Time
 }
 
 // Decider decides whether to feed. It does no I/O and reads no clock: the
@@ -50,7 +61,7 @@ func NewDecider(selfFenceAfter time.Duration) *Decider {
 // since a node with quorum is still watched by its peers.
 func (d *Decider) Decide(now time.Time, failing []string, quorum bool) Decision {
 	if d.latched {
-		return Decision{SelfFencing: true, Reason: d.latchReason}
+		return Decision{SelfFencing: true, Reason: d.latchReason, Failing: failing, QuorumLostSince: d.lostSince}
 	}
 	if quorum {
 		d.lostSince = time.Time{}
@@ -60,12 +71,18 @@ func (d *Decider) Decide(now time.Time, failing []string, quorum bool) Decision 
 	if !quorum && now.Sub(d.lostSince) > d.selfFenceAfter {
 		d.latched = true
 		d.latchReason = fmt.Sprintf("no quorum since %s (longer than %s): self-fencing", d.lostSince.UTC().Format(time.RFC3339), d.selfFenceAfter)
-		return Decision{SelfFencing: true, Reason: d.latchReason}
+		return Decision{SelfFencing: true, Reason: d.latchReason, Failing: failing, QuorumLostSince: d.lostSince}
 	}
 	if len(failing) > 0 {
-		return Decision{Reason: "health checks failing: " + strings.Join(failing, ", ")}
+		return Decision{Reason: "health checks failing: " + strings.Join(failing, ", "), Failing: failing, QuorumLostSince: d.lostSince}
 	}
-	return Decision{Feed: true}
+	return Decision{Feed: true, QuorumLostSince: d.lostSince}
+}
+
+// Latch makes the Decider self-fencing for good with reason, as if it
+// had decided so: for a decision taken before a restart of the agent.
+func (d *Decider) Latch(reason string) {
+	d.latched, d.latchReason = true, reason
 }
 
 // SelfFencing reports whether the Decider has latched.

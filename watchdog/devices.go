@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -237,12 +233,14 @@ func (d *Dev) Release() error {
 
 // SystemdConfig configures the systemd service watchdog.
 type SystemdConfig struct {
-	// Socket is the notification socket. Default $NOTIFY_SOCKET (a path,
-	// or an abstract socket starting with "@").
-	Socket string
-	// Interval is systemd's WatchdogSec. Default from $WATCHDOG_USEC.
-	// Informational: the Feeder's Interval must be well below it.
-	Interval time.Duration
+	// Notifier sends to systemd's notification socket. Required: the
+	// agent's one Notifier, so that READY=1, STATUS= and WATCHDOG=1 come
+	// from one writer and nothing but the Feeder sends WATCHDOG=1.
+	Notifier Sender
+	// Timeout is systemd's WatchdogSec (SystemdWatchdogTimeout). Default
+	// 0, unknown. Informational: the Feeder's Interval must be well below
+	// it (half or less).
+	Timeout time.Duration
 }
 
 // ErrNoSystemdWatchdog: the service runs without NOTIFY_SOCKET.
@@ -253,53 +251,33 @@ var ErrNoSystemdWatchdog = errors.New("watchdog: no systemd notification socket"
 // STOPPING=1 so the manager expects the exit.
 type Systemd struct{ cfg SystemdConfig }
 
-// NewSystemd returns the device, reading the environment for unset fields.
+// NewSystemd returns the device. A Notifier that is a *Notifier without a
+// socket is refused with ErrNoSystemdWatchdog: a configured systemd
+// watchdog nobody listens to is a configuration error.
 func NewSystemd(cfg SystemdConfig) (*Systemd, error) {
-	if cfg.Socket == "" {
-		cfg.Socket = os.Getenv("NOTIFY_SOCKET")
+	if cfg.Notifier == nil {
+		return nil, fmt.Errorf("watchdog: systemd watchdog without a notifier: %w", ErrNoSystemdWatchdog)
 	}
-	if cfg.Socket == "" {
+	if n, ok := cfg.Notifier.(*Notifier); ok && !n.Enabled() {
 		return nil, ErrNoSystemdWatchdog
 	}
-	if cfg.Interval == 0 {
-		if us, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64); err == nil && us > 0 {
-			cfg.Interval = time.Duration(us) * time.Microsecond
-		}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("watchdog: systemd watchdog timeout %s is negative", cfg.Timeout)
 	}
 	return &Systemd{cfg: cfg}, nil
 }
 
-// Interval is systemd's watchdog interval (0 if unknown).
-func (s *Systemd) Interval() time.Duration { return s.cfg.Interval }
+// Timeout is systemd's watchdog timeout (0 if unknown).
+func (s *Systemd) Timeout() time.Duration { return s.cfg.Timeout }
 
 // Name implements Device.
 func (s *Systemd) Name() string { return "systemd" }
 
-func (s *Systemd) notify(ctx context.Context, msg string) error {
-	name := s.cfg.Socket
-	if strings.HasPrefix(name, "@") {
-		name = "\x00" + name[1:]
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixgram", name)
-	if err != nil {
-		return fmt.Errorf("watchdog: connecting to the systemd notification socket: %w", err)
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetWriteDeadline(dl)
-	}
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return fmt.Errorf("watchdog: notifying systemd (%s): %w", strings.TrimSpace(msg), err)
-	}
-	return nil
-}
-
 // Arm implements Device (the first ping).
-func (s *Systemd) Arm(ctx context.Context) error { return s.notify(ctx, "WATCHDOG=1") }
+func (s *Systemd) Arm(ctx context.Context) error { return s.cfg.Notifier.Notify(ctx, "WATCHDOG=1") }
 
 // Feed implements Device.
-func (s *Systemd) Feed(ctx context.Context) error { return s.notify(ctx, "WATCHDOG=1") }
+func (s *Systemd) Feed(ctx context.Context) error { return s.cfg.Notifier.Notify(ctx, "WATCHDOG=1") }
 
 // Disarm implements Device.
-func (s *Systemd) Disarm(ctx context.Context) error { return s.notify(ctx, "STOPPING=1") }
+func (s *Systemd) Disarm(ctx context.Context) error { return s.cfg.Notifier.Notify(ctx, "STOPPING=1") }

@@ -3,7 +3,6 @@ package watchdog
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,23 +244,27 @@ func TestDevWatchdogProtocol(t *testing.T) {
 }
 
 // TestSystemdNotify receives the sd_notify datagrams on a real unixgram
-// socket, as systemd does.
+// socket, as systemd does: the device sends through the Notifier it is
+// given, so its pings come from the same socket as the Notifier's own
+// messages.
 func TestSystemdNotify(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, abstract := range []bool{false, true} {
-		name := filepath.Join(t.TempDir(), "notify")
-		listen := name
-		if abstract {
-			name = "@hpiagent-test-" + filepath.Base(filepath.Dir(name))
-			listen = "\x00" + name[1:]
-		}
-		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: listen, Net: "unixgram"})
+		name, conn := listenNotify(t, abstract)
+		n, err := NewNotifier(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := NewSystemd(SystemdConfig{Socket: name})
+		defer n.Close()
+		s, err := NewSystemd(SystemdConfig{Notifier: n, Timeout: 30 * time.Second})
 		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Timeout() != 30*time.Second {
+			t.Errorf("timeout %s", s.Timeout())
+		}
+		if err := n.Notify(ctx, "READY=1"); err != nil {
 			t.Fatal(err)
 		}
 		f, _ := NewFeeder(FeederConfig{Devices: []Device{s}, Logger: quiet()})
@@ -274,23 +277,19 @@ func TestSystemdNotify(t *testing.T) {
 		if err := f.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		buf := make([]byte, 256)
-		for i := 0; i < 3; i++ {
-			_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-			n, err := conn.Read(buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, string(buf[:n]))
-		}
-		conn.Close()
-		if strings.Join(got, ",") != "WATCHDOG=1,WATCHDOG=1,STOPPING=1" {
+		got, from := readAll(t, conn, 4)
+		if strings.Join(got, ",") != "READY=1,WATCHDOG=1,WATCHDOG=1,STOPPING=1" {
 			t.Fatalf("abstract=%v: systemd got %q", abstract, got)
 		}
+		if len(from) != 1 {
+			t.Fatalf("abstract=%v: datagrams from %d senders %v, want one", abstract, len(from), from)
+		}
 	}
-	if _, err := NewSystemd(SystemdConfig{Socket: ""}); err == nil && os.Getenv("NOTIFY_SOCKET") == "" {
-		t.Fatal("no socket accepted")
+	disabled, _ := NewNotifier("")
+	for _, cfg := range []SystemdConfig{{}, {Notifier: disabled}} {
+		if _, err := NewSystemd(cfg); !errors.Is(err, ErrNoSystemdWatchdog) {
+			t.Errorf("NewSystemd(%+v): %v, want ErrNoSystemdWatchdog", cfg, err)
+		}
 	}
 }
 

@@ -27,7 +27,7 @@ func TestClusterAuditAnchors(t *testing.T) {
 	bin := buildBinary(t, t.TempDir(), "./cmd/hpiagent")
 	lab := newClusterLab(t, bin, 3, "    - {name: chassis, executors: [{type: chassis}]}\n", false)
 	lab.waitFormed()
-	lab.waitFor("every member to anchor its audit log and find it matching", 30*time.Second, func() bool {
+	lab.waitFor("every member to anchor its audit log and find it matching", 60*time.Second, func() bool {
 		for _, ag := range lab.agents {
 			if len(ag.records("audit log anchored in the cluster log")) == 0 || len(ag.records("audit log matches its anchors in the cluster log")) == 0 {
 				return false
@@ -60,7 +60,7 @@ func TestClusterAuditAnchors(t *testing.T) {
 		t.Fatal(err)
 	}
 	lab.start(victim)
-	lab.waitFor("the restarted member to find its audit log cut", 40*time.Second, func() bool {
+	lab.waitFor("the restarted member to find its audit log cut", 60*time.Second, func() bool {
 		return len(victim.records("audit log cut short or rewritten")) > 0 || len(victim.records("audit anchor conflict")) > 0
 	})
 	// It is in the member's audit log, not only in its journal.

@@ -614,21 +614,6 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-// OwnsSystemdWatchdog reports whether the watchdog section feeds systemd's
-// service watchdog. Then nothing else may send WATCHDOG=1: a second feeder
-// would keep a node that decided to self-fence alive.
-func (c *Config) OwnsSystemdWatchdog() bool {
-	if c.Watchdog == nil {
-		return false
-	}
-	for _, d := range c.Watchdog.Devices {
-		if d.Type == "systemd" {
-			return true
-		}
-	}
-	return false
-}
-
 // SameClusterSections reports whether a and b have the same cluster,
 // fencing and watchdog sections (where secrets come from, not what the
 // secrets are; positions in the file do not count). The running node is

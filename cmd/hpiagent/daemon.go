@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"hpiagent/shelf"
 	"hpiagent/shelf/pet"
 	"hpiagent/shelf/rmcpp"
+	wdog "hpiagent/watchdog"
 )
 
 // Daemon timing that is not worth a configuration key.
@@ -71,6 +73,9 @@ type daemonOptions struct {
 	// Domain, when set, is used instead of a new one (the demo shares its
 	// domain with its printer).
 	Domain func(hpi.Config) *hpi.Domain
+	// healthCheck, when set, is one more health check the watchdog
+	// feeder depends on (tests).
+	healthCheck wdog.HealthCheck
 }
 
 // daemon is a running agent: one HPI domain fed by one shelf.Monitor per
@@ -79,8 +84,19 @@ type daemon struct {
 	opts    daemonOptions
 	level   *slog.LevelVar
 	log     *slog.Logger
-	notify  *notifier
+	notify  *wdog.Notifier // the one writer on systemd's notification socket
 	secrets *SecretReader
+	// sdWatchdog is systemd's watchdog timeout for this process (0: none).
+	sdWatchdog time.Duration
+	// sdFeeder feeds systemd's watchdog alone when no watchdog section
+	// gives the node a feeder (nil otherwise); sdFeederCancel ends its
+	// loop and sdFeederDone is closed when the loop has ended.
+	sdFeeder       *wdog.Feeder
+	sdFeederCancel context.CancelFunc
+	sdFeederDone   chan struct{}
+	// wd is the agent's one watchdog feeder, the node's or sdFeeder, for
+	// the health view and STATUS= (read from the API's goroutines).
+	wd atomic.Pointer[wdog.Feeder]
 
 	mu  sync.Mutex // guards cfg, sec
 	cfg *Config
@@ -173,6 +189,9 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		return err
 	}
 	defer d.notify.Close()
+	if d.sdWatchdog, err = wdog.SystemdWatchdogTimeout(o.Getenv, os.Getpid()); err != nil {
+		d.log.Warn("systemd watchdog not used", "err", err)
+	}
 	d.log.Info("hpiagent starting", "version", version, "config", o.ConfigPath, "logs", where,
 		"shelves", len(cfg.Shelves), "api", cfg.API.Listen, "pet", cfg.PET.Listen)
 
@@ -188,28 +207,14 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		o.started(d)
 	}
 
-	wd, err := watchdogInterval(o.Getenv, os.Getpid())
-	if err != nil {
-		d.log.Warn("systemd watchdog not used", "err", err)
-	}
 	ready := d.waitReady(runCtx)
 	if runCtx.Err() == nil {
-		d.notify.Notify("READY=1", "STATUS="+d.status())
+		d.sdNotify("READY=1", "STATUS="+d.status())
 		d.log.Info("hpiagent ready", "status", d.status(), "shelves_discovered", ready)
 		if o.OnReady != nil {
 			o.OnReady(d.apiAddr, d.status())
 		}
 	}
-	if cfg.OwnsSystemdWatchdog() {
-		// The watchdog section's feeder pings systemd, gated on quorum: a
-		// second feeder here would keep alive a node that decided to
-		// self-fence.
-		d.log.Info("systemd watchdog fed by the quorum-gated watchdog feeder")
-	} else {
-		w := &watchdog{n: d.notify, checks: d.healthChecks(), onFail: func(err error) { d.log.Error("systemd watchdog", "err", err) }}
-		go w.run(runCtx, wd)
-	}
-
 	status := time.NewTicker(statusInterval)
 	defer status.Stop()
 loop:
@@ -227,10 +232,10 @@ loop:
 			cancel()
 			break loop
 		case <-status.C:
-			d.notify.Notify("STATUS=" + d.status())
+			d.sdNotify("STATUS=" + d.status())
 		}
 	}
-	d.notify.Notify("STOPPING=1", "STATUS=stopping")
+	d.sdNotify("STOPPING=1", "STATUS=stopping")
 	d.log.Info("hpiagent stopping")
 	cancel()
 	d.stop()
@@ -285,7 +290,12 @@ func (d *daemon) start(ctx context.Context) error {
 			return err
 		}
 	}
-	return d.node.start(d)
+	if err := d.node.start(d); err != nil {
+		return err
+	}
+	// systemd's watchdog is fed by the node's feeder when there is one,
+	// else by a feeder of its own: never by two.
+	return d.startSystemdWatchdog(ctx)
 }
 
 // monitorConfig is the shelf.MonitorConfig of shelf i.
@@ -525,40 +535,14 @@ func (d *daemon) status() string {
 	if d.apiAddr != nil {
 		s += ", API on " + d.apiAddr.String()
 	}
+	if w := d.watchdogStatus(); w != "" {
+		s += ", " + w
+	}
 	return s
 }
 
-// healthChecks are what the systemd watchdog depends on: the domain
-// answers (a deadlock blocks the check and so stops the pings), every
-// shelf monitor and the API server are still running.
-func (d *daemon) healthChecks() []healthCheck {
-	return []healthCheck{
-		func() error { d.domain.Info(); return nil },
-		func() error {
-			for _, r := range d.shelves {
-				select {
-				case <-r.done:
-					return fmt.Errorf("the monitor of shelf %s stopped", r.cfg.Name)
-				default:
-				}
-			}
-			return nil
-		},
-		func() error {
-			if d.apiDone == nil {
-				return nil
-			}
-			select {
-			case <-d.apiDone:
-				return errors.New("the API server stopped")
-			default:
-				return nil
-			}
-		},
-	}
-}
-
-// Health reports the sessions and the PET receiver for /metrics.
+// Health reports the sessions, the PET receiver and the watchdog feeder
+// for /metrics.
 func (d *daemon) Health() api.Health {
 	var h api.Health
 	for _, r := range d.shelves {
@@ -579,6 +563,7 @@ func (d *daemon) Health() api.Health {
 			h.TrapsRejected[string(k)] = v
 		}
 	}
+	h.Watchdog = d.watchdogHealth()
 	return h
 }
 
@@ -586,7 +571,8 @@ func (d *daemon) Health() api.Health {
 // streams, the monitors and sessions end, the trap receiver closes, the
 // audit log is flushed and closed. ctx of start must be cancelled first.
 func (d *daemon) stop() {
-	d.node.close() // started last, stopped first: leave the cluster gracefully
+	d.stopSystemdWatchdog() // a clean stop: audited, STOPPING=1
+	d.node.close()          // started last, stopped first: leave the cluster gracefully
 	if d.shelfCancel != nil {
 		d.shelfCancel() // after the node: its watchdog disarms through them
 	}
@@ -648,8 +634,8 @@ type (
 // A configuration with an error is refused and the running one stays.
 // The domain, its event log and its subscriptions are untouched.
 func (d *daemon) reload() error {
-	d.notify.Notify("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec())
-	defer d.notify.Notify("READY=1", "STATUS="+d.status())
+	d.sdNotify("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec())
+	defer func() { d.sdNotify("READY=1", "STATUS="+d.status()) }()
 	d.log.Info("reloading the configuration", "config", d.opts.ConfigPath)
 	err := d.applyReload()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -395,6 +396,7 @@ func (n *node) startWatchdog(ctx context.Context, d *daemon) (err error) {
 	var shelfRuns []*shelfRun
 	var devs []wdog.Device
 	var names []string
+	listsSystemd := false
 	for i, dc := range w.Devices {
 		switch dc.Type {
 		case "dev":
@@ -404,11 +406,12 @@ func (n *node) startWatchdog(ctx context.Context, d *daemon) (err error) {
 			}
 			devs = append(devs, dev)
 		case "systemd":
-			dev, err := wdog.NewSystemd(wdog.SystemdConfig{})
+			dev, err := d.systemdDevice()
 			if err != nil {
 				return fmt.Errorf("watchdog.devices[%d]: %w", i, err)
 			}
 			devs = append(devs, dev)
+			listsSystemd = true
 		case "ipmi":
 			ic := wdog.IPMIConfig{Timeout: time.Duration(dc.Timeout), Action: actions[dc.Action],
 				PreTimeout: preTimeouts[dc.PreTimeout], PreInterval: time.Duration(dc.PreTimeoutInterval)}
@@ -456,43 +459,54 @@ func (n *node) startWatchdog(ctx context.Context, d *daemon) (err error) {
 		}
 		names = append(names, devs[len(devs)-1].Name())
 	}
-	// A shelf manager that does not answer is not a reason to reset this
-	// blade (every blade would): the check is that the agent's own loop
-	// keeping each shelf's session and monitor is still running.
-	checks := []wdog.HealthCheck{wdog.CheckFunc{N: "shelf-loops", F: func(context.Context) error {
-		for _, r := range d.shelves {
-			select {
-			case <-r.done:
-				return fmt.Errorf("the monitor loop of shelf %s stopped", r.cfg.Name)
-			default:
-			}
+	// systemd's watchdog has one feeder: this one, when systemd set one
+	// for the agent, even if the section does not list it.
+	if !listsSystemd && d.sdWatchdog > 0 && d.notify.Enabled() {
+		dev, err := d.systemdDevice()
+		if err != nil {
+			return fmt.Errorf("systemd watchdog: %w", err)
 		}
-		return nil
-	}}}
-	if d.cfg.API.Listen != "" {
-		checks = append(checks, wdog.CheckFunc{N: "api", F: func(context.Context) error {
-			if d.apiAddr == nil {
-				return errors.New("the API is not serving")
-			}
-			select {
-			case <-d.apiDone:
-				return errors.New("the API server stopped")
-			default:
-			}
-			return nil
-		}})
+		devs = append(devs, dev)
+		names = append(names, dev.Name())
+		n.log.Info("systemd's service watchdog (WatchdogSec=) is fed with the watchdog section's devices")
 	}
-	fc := wdog.FeederConfig{Devices: devs, Checks: checks, SelfFenceAfter: time.Duration(w.SelfFenceAfter),
-		Interval: time.Duration(w.Interval), Logger: d.log.With("component", "watchdog")}
+	var hasQuorum func() bool
+	var mark *wdog.SelfFenceMark
+	selfFenced := ""
 	if n.cl != nil {
-		fc.HasQuorum = n.cl.HasQuorum
+		hasQuorum = n.cl.HasQuorum
+		// A self-fence decided earlier in this boot (systemd restarted
+		// the agent after its pings stopped) holds: nothing is armed or
+		// fed, the watchdogs armed before run out.
+		mark = &wdog.SelfFenceMark{Path: filepath.Join(d.cfg.Cluster.DataDir, selfFenceMarkFile)}
+		reason, at, ok, err := mark.Read()
+		if err != nil {
+			return err
+		}
+		if ok {
+			selfFenced = fmt.Sprintf("%s (decided %s, before the agent restarted)", reason, at.Format(time.RFC3339))
+		}
 	}
+	fc := d.feederConfig(devs, hasQuorum, time.Duration(w.Interval), time.Duration(w.SelfFenceAfter), mark)
+	fc.SelfFenced = selfFenced
 	f, err := wdog.NewFeeder(fc)
 	if err != nil {
 		return fmt.Errorf("configuring the watchdog feeder: %w", err)
 	}
+	if err := d.setFeeder(f); err != nil {
+		return err
+	}
 	n.feeder = f
-	n.audit("watchdog.start", "ok", "devices "+strings.Join(names, ", "))
+	gate := "health checks only"
+	if hasQuorum != nil {
+		gate = "health checks and quorum, self-fencing after " + time.Duration(w.SelfFenceAfter).String()
+	}
+	if selfFenced != "" {
+		n.log.Error("self-fencing since before a restart: no watchdog armed or fed", "reason", selfFenced)
+		n.audit("watchdog.start", "refused", "self-fencing: no watchdog armed or fed: "+selfFenced)
+	} else {
+		n.audit("watchdog.start", "ok", fmt.Sprintf("devices %s (%s, every %s)", strings.Join(names, ", "), gate, f.Interval()))
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -542,10 +556,10 @@ func (n *node) close() {
 	}
 	n.closeMu.Do(func() {
 		if n.feeder != nil {
+			// Audited as watchdog.stop (ok or failed); a self-fencing
+			// node's watchdogs stay armed.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := n.feeder.Shutdown(ctx); err != nil {
-				n.log.Warn("disarming the watchdogs", "err", err)
-			}
+			stopFeeder(ctx, n.feeder, n.log, n.audit)
 			cancel()
 		}
 		n.cancel()

@@ -112,7 +112,11 @@ func (a *auditAnchors) run(ctx context.Context) {
 	defer t.Stop()
 	retry := time.NewTicker(2 * time.Second)
 	defer retry.Stop()
-	var anchored uint64
+	// anchored is the seq last anchored; first the first one of this
+	// run, which is what the check waits for: entries apply in order, so
+	// once it is applied here every earlier anchor is too (waiting for
+	// the latest instead could wait forever while the head keeps moving).
+	var anchored, first uint64
 	checked := false
 	for {
 		seq, hash := a.head()
@@ -123,15 +127,15 @@ func (a *auditAnchors) run(ctx context.Context) {
 			switch {
 			case err != nil:
 				a.log.Debug("anchoring the audit log", "seq", seq, "err", err)
-			case anchored == 0:
+			case first == 0:
 				a.log.Info("audit log anchored in the cluster log", "seq", seq, "hash", hash)
-				anchored = seq
+				anchored, first = seq, seq
 			default:
 				a.log.Debug("audit log anchored in the cluster log", "seq", seq, "hash", hash)
 				anchored = seq
 			}
 		}
-		if !checked && anchored != 0 && a.appliedHere(anchored) {
+		if !checked && first != 0 && a.appliedHere(first) {
 			checked = true
 			a.checkLocal()
 		}

@@ -292,25 +292,6 @@ func TestFencingAPIErrors(t *testing.T) {
 	}
 }
 
-func TestOwnsSystemdWatchdog(t *testing.T) {
-	for _, tc := range []struct {
-		yaml string
-		want bool
-	}{
-		{"log_level: info\n", false},
-		{"watchdog:\n  devices: [{type: dev}]\n", false},
-		{"watchdog:\n  devices: [{type: dev}, {type: systemd}]\n", true},
-	} {
-		c, err := ParseConfig([]byte(tc.yaml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := c.OwnsSystemdWatchdog(); got != tc.want {
-			t.Errorf("%q: %v, want %v", tc.yaml, got, tc.want)
-		}
-	}
-}
-
 // FuzzParseClusterConfig runs the strict decoder and the cluster
 // validation on mutations of a configuration with every cluster section:
 // no panic, and an error is always a *ConfigError.

@@ -2,14 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -59,100 +58,32 @@ func noDatagram(t *testing.T, c *net.UnixConn) {
 	}
 }
 
-func TestNotifier(t *testing.T) {
-	for _, abstract := range []bool{false, true} {
-		t.Run(fmt.Sprintf("abstract=%t", abstract), func(t *testing.T) {
-			addr, c := listenNotify(t, abstract)
-			n, err := newNotifier(func(k string) string {
-				if k == "NOTIFY_SOCKET" {
-					return addr
-				}
-				return ""
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer n.Close()
-			if err := n.Notify("READY=1", "STATUS=2 shelves, 14 resources"); err != nil {
-				t.Fatal(err)
-			}
-			if got := readDatagram(t, c); got != "READY=1\nSTATUS=2 shelves, 14 resources" {
-				t.Errorf("got %q", got)
-			}
-			if err := n.Notify("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec()); err != nil {
-				t.Fatal(err)
-			}
-			got := readDatagram(t, c)
-			if !strings.HasPrefix(got, "RELOADING=1\nMONOTONIC_USEC=") || strings.HasSuffix(got, "=0") {
-				t.Errorf("got %q", got)
-			}
-		})
+// TestNewNotifier: the daemon's Notifier is the one for $NOTIFY_SOCKET
+// (watchdog.Notifier, tested there), disabled without it.
+func TestNewNotifier(t *testing.T) {
+	addr, c := listenNotify(t, false)
+	n, err := newNotifier(func(k string) string {
+		if k == "NOTIFY_SOCKET" {
+			return addr
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	n, err := newNotifier(func(string) string { return "" })
-	if err != nil || n.Enabled() || n.Notify("READY=1") != nil {
+	defer n.Close()
+	if err := n.Notify(context.Background(), "READY=1", "STATUS=ok"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readDatagram(t, c); got != "READY=1\nSTATUS=ok" {
+		t.Errorf("got %q", got)
+	}
+	noDatagram(t, c)
+	if n, err := newNotifier(func(string) string { return "" }); err != nil || n.Enabled() {
 		t.Errorf("without NOTIFY_SOCKET: %v %v", n.Enabled(), err)
 	}
 	if _, err := newNotifier(func(string) string { return "vsock:2:1234" }); err == nil {
 		t.Error("vsock address accepted")
-	}
-}
-
-func TestWatchdogInterval(t *testing.T) {
-	for _, tc := range []struct {
-		usec, pid string
-		want      time.Duration
-		err       bool
-	}{
-		{"", "", 0, false},
-		{"30000000", "", 30 * time.Second, false},
-		{"30000000", "4242", 30 * time.Second, false},
-		{"30000000", "1", 0, false}, // another process's watchdog
-		{"soon", "", 0, true},
-		{"-5", "", 0, true},
-		{"30000000", "x", 0, true},
-	} {
-		env := map[string]string{"WATCHDOG_USEC": tc.usec, "WATCHDOG_PID": tc.pid}
-		got, err := watchdogInterval(func(k string) string { return env[k] }, 4242)
-		if got != tc.want || (err != nil) != tc.err {
-			t.Errorf("USEC=%q PID=%q: %v, %v; want %v, error %t", tc.usec, tc.pid, got, err, tc.want, tc.err)
-		}
-	}
-}
-
-// TestWatchdogPingsOnlyWhileHealthy steps the watchdog through a healthy,
-// a failing and a recovered check.
-func TestWatchdogPingsOnlyWhileHealthy(t *testing.T) {
-	addr, c := listenNotify(t, false)
-	n, _ := newNotifier(func(string) string { return addr })
-	defer n.Close()
-	var health error
-	var told []error
-	w := &watchdog{n: n, checks: []healthCheck{func() error { return nil }, func() error { return health }}, onFail: func(err error) { told = append(told, err) }}
-	steps := []struct {
-		health error
-		ping   bool
-	}{
-		{nil, true},
-		{errors.New("shelf-a monitor stopped"), false},
-		{errors.New("shelf-a monitor stopped"), false},
-		{nil, true},
-		{errors.New("domain stuck"), false},
-	}
-	for i, s := range steps {
-		health = s.health
-		if got := w.step(); got != s.ping {
-			t.Fatalf("step %d pinged %t, want %t", i, got, s.ping)
-		}
-		if s.ping {
-			if got := readDatagram(t, c); got != "WATCHDOG=1" {
-				t.Fatalf("step %d: %q", i, got)
-			}
-		} else {
-			noDatagram(t, c)
-		}
-	}
-	if len(told) != 2 || !strings.Contains(told[0].Error(), "shelf-a monitor stopped") {
-		t.Errorf("failures told: %v, want one per failure spell", told)
 	}
 }
 

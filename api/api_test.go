@@ -182,6 +182,7 @@ func TestRoleMatrix(t *testing.T) {
 		{"POST", "/v1/workflows/wf-2/abort", nil, O | A, "/v1/workflows/{id}/abort"},
 		{"GET", "/v1/erase-certificates", nil, O | D | A, "/v1/erase-certificates"},
 		{"GET", "/v1/erase-certificates/" + testCertID, nil, O | D | A, "/v1/erase-certificates/{id}"},
+		{"GET", "/v1/audit/anchors", nil, readers, "/v1/audit/anchors"},
 	}
 	// Every route is exercised.
 	covered := map[string]bool{}

@@ -144,6 +144,21 @@ type Deps struct {
 	// "not_configured" (no secure erase on this node).
 	// adapt.EraseCertificates wraps *secureerase.Store.
 	EraseCertificates EraseCertificates
+	// AuditAnchors serves /v1/audit/anchors; nil answers 501
+	// "not_configured" (a standalone agent: anchors live in the cluster
+	// log). adapt.AuditAnchors wraps *audit.AnchorBook.
+	AuditAnchors AuditAnchors
+}
+
+// AuditAnchors are the audit log heads the cluster log holds for its
+// members. Its methods must not block on I/O.
+type AuditAnchors interface {
+	// LatestAnchors returns the newest anchor of every member, by name.
+	LatestAnchors() []AuditAnchor
+	// NodeAnchors returns the anchors kept for one member, oldest first.
+	NodeAnchors(node string) []AuditAnchor
+	// AnchorConflicts returns the conflicts seen, oldest first.
+	AnchorConflicts() []AuditAnchorConflict
 }
 
 // ClusterStatus reports this node's view of the cluster. It is called on

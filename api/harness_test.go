@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"hpiagent/api"
+	"hpiagent/api/adapt"
 	"hpiagent/api/apitest"
+	"hpiagent/api/audit"
 	"hpiagent/hpi"
 )
 
@@ -112,7 +114,8 @@ func newHarnessLog(t *testing.T, logSize int, mod func(*api.Config, *api.Deps)) 
 	h.certs = &apitest.EraseCertificates{Certs: map[string][]byte{
 		testCertID: []byte(`{"id":"` + testCertID + `","fru":"{SYSTEM_BOARD,5}","node":"node-a","target":"/dev/sdb","outcome":"success","signature":{"algorithm":"ed25519","key_id":"abcd","value":"AAAA"}}`),
 	}}
-	deps := api.Deps{Domain: h.dom, Hardware: h.hw, Auditor: h.aud, Cluster: h.cl, Fencing: h.fen, Workflows: h.wfs, EraseCertificates: h.certs}
+	deps := api.Deps{Domain: h.dom, Hardware: h.hw, Auditor: h.aud, Cluster: h.cl, Fencing: h.fen, Workflows: h.wfs, EraseCertificates: h.certs,
+		AuditAnchors: adapt.AuditAnchors(audit.NewAnchorBook())}
 	if mod != nil {
 		mod(&cfg, &deps)
 	}

@@ -79,6 +79,7 @@ var routeTable = []route{
 	{"POST", "/v1/workflows/{id}/retry", PermHotSwap, true, "workflow.retry", (*Server).postRetry},
 	{"GET", "/v1/erase-certificates", PermEraseCerts, false, "erase_certificates.list", (*Server).getEraseCerts},
 	{"GET", "/v1/erase-certificates/{id}", PermEraseCerts, false, "erase_certificate.get", (*Server).getEraseCert},
+	{"GET", "/v1/audit/anchors", PermRead, false, "audit_anchors.get", (*Server).getAuditAnchors},
 }
 
 // matchesPath reports whether p matches the route's path pattern.

@@ -38,6 +38,7 @@ type Server struct {
 	fencing Fencing
 	wf      Workflows
 	certs   EraseCertificates
+	anchors AuditAnchors
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
@@ -84,7 +85,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, tls: tc, domain: deps.Domain, hw: deps.Hardware, auditor: deps.Auditor,
 		health: deps.Health, thr: deps.Thresholds, log: cfg.Logger,
-		cluster: deps.Cluster, fencing: deps.Fencing, wf: deps.Workflows, certs: deps.EraseCertificates,
+		cluster: deps.Cluster, fencing: deps.Fencing, wf: deps.Workflows, certs: deps.EraseCertificates, anchors: deps.AuditAnchors,
 		limiters: map[string]*list.Element{}, lru: list.New(),
 		streamsByID: map[string]int{}, streamSubs: map[*hpi.Subscription]struct{}{},
 	}

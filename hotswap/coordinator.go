@@ -370,6 +370,21 @@ func (c *Coordinator) Observe(ctx context.Context, fru FRU, prev, cur hpi.HsStat
 	if busy && kind != KindSurprise {
 		return nil // the workflow in flight goes on
 	}
+	if kind == KindInsertion {
+		// An event is a hint, the shelf decides: a poll read before a
+		// deactivation and applied after it makes the model pass through
+		// INSERTION_PENDING on its way back, and a late or replayed event
+		// says the same. Only a FRU that waits in M2 now (or, newly
+		// present, in M1) is inserted.
+		m, err := c.cfg.Hardware.MState(ctx, fru)
+		if err != nil {
+			return fmt.Errorf("confirming the insertion request of %s: %w", fru.Key(), err)
+		}
+		if m != hpi.M2 && (m != hpi.M1 || cur != hpi.HsStateInactive) {
+			c.log.Info("hot-swap insertion not started: the FRU is not waiting in M2", "audit", true, "fru", fru.Key(), "mstate", m.String(), "event", fmt.Sprintf("%s -> %s", prev, cur))
+			return nil
+		}
+	}
 	if kind == KindExtraction {
 		// An extraction wipes the FRU: an event is a hint, the shelf
 		// decides. Only a FRU that waits in M5 now (extraction requested,

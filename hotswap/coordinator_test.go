@@ -530,6 +530,7 @@ func TestRunEventsFromDomain(t *testing.T) {
 		return Workflow{}
 	}
 	now := tc.clock.Now()
+	tc.hw.set(fruA, hpi.M2, Policy{}) // the shelf: inserted, waiting in M2
 	for _, st := range []hpi.MState{hpi.M1, hpi.M2} {
 		if _, _, err := d.ObserveMState(id, hpi.MStateUnknown, st, hpi.HsCauseUnknown, now); err != nil {
 			t.Fatal(err)
@@ -567,12 +568,14 @@ func TestVetoStopsEventStart(t *testing.T) {
 		return ""
 	}
 	ctx := context.Background()
+	tc.hw.set(fruA, hpi.M1, Policy{}) // newly present: only the veto stops it
 	if err := c.Observe(ctx, fruA, hpi.HsStateNotPresent, hpi.HsStateInactive); err != nil {
 		t.Fatal(err)
 	}
 	if len(tc.log.log()) != 0 {
 		t.Fatal("a vetoed insertion was started")
 	}
+	tc.hw.set(fruB, hpi.M1, Policy{}) // newly present
 	if err := c.Observe(ctx, fruB, hpi.HsStateNotPresent, hpi.HsStateInactive); err != nil {
 		t.Fatal(err)
 	}
@@ -589,6 +592,11 @@ func TestReconcile(t *testing.T) {
 		want  Kind
 	}{
 		{hpi.HsStateInsertionPending, hpi.M2, KindInsertion},
+		// A stale INSERTION_PENDING (a poll read before a deactivation,
+		// applied after it) of a FRU the shelf shows elsewhere starts no
+		// insertion (which would activate a FRU just taken out).
+		{hpi.HsStateInsertionPending, hpi.M1, ""},
+		{hpi.HsStateInsertionPending, hpi.M4, ""},
 		{hpi.HsStateExtractionPending, hpi.M5, KindExtraction},
 		// A late EXTRACTION_PENDING of a FRU the shelf shows elsewhere
 		// starts no extraction (and no wipe).

@@ -18,6 +18,7 @@ import (
 	"fmt"
 
 	"hpiagent/api"
+	"hpiagent/api/audit"
 	"hpiagent/cluster"
 	"hpiagent/fencing"
 	"hpiagent/hotswap"
@@ -326,3 +327,36 @@ var (
 	_ WorkflowState       = (*hotswap.Machine)(nil)
 	_ CertificateStore    = (*secureerase.Store)(nil)
 )
+
+// AuditAnchors adapts the cluster's audit anchor book to
+// api.AuditAnchors.
+func AuditAnchors(b *audit.AnchorBook) api.AuditAnchors { return anchorAdapter{b} }
+
+type anchorAdapter struct{ b *audit.AnchorBook }
+
+func anchorView(a audit.NodeAnchor) api.AuditAnchor {
+	return api.AuditAnchor{Node: a.Node, Seq: a.Seq, Hash: a.Hash, Time: a.Time, Index: a.Index}
+}
+
+func anchorViews(as []audit.NodeAnchor) []api.AuditAnchor {
+	out := make([]api.AuditAnchor, len(as))
+	for i, a := range as {
+		out[i] = anchorView(a)
+	}
+	return out
+}
+
+func (a anchorAdapter) LatestAnchors() []api.AuditAnchor { return anchorViews(a.b.Latest()) }
+
+func (a anchorAdapter) NodeAnchors(node string) []api.AuditAnchor {
+	return anchorViews(a.b.Anchors(node))
+}
+
+func (a anchorAdapter) AnchorConflicts() []api.AuditAnchorConflict {
+	cs := a.b.Conflicts()
+	out := make([]api.AuditAnchorConflict, len(cs))
+	for i, c := range cs {
+		out[i] = api.AuditAnchorConflict{Node: c.Later.Node, Reason: c.Reason, Earlier: anchorView(c.Earlier), Later: anchorView(c.Later)}
+	}
+	return out
+}

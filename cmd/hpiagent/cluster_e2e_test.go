@@ -38,6 +38,9 @@ type clusterAgent struct {
 	env    []string // extra environment
 	cmd    *exec.Cmd
 	done   chan struct{}
+	// dumpOnFail is set once a cleanup prints the agent's last log lines
+	// if the test fails.
+	dumpOnFail bool
 
 	mu    sync.Mutex
 	lines []map[string]any
@@ -288,6 +291,14 @@ func (l *clusterLab) start(ag *clusterAgent) {
 		t.Fatal(err)
 	}
 	ag.cmd, ag.done = cmd, make(chan struct{})
+	if !ag.dumpOnFail {
+		ag.dumpOnFail = true
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("--- %s (last lines)\n%s", ag.name, ag.tail(80))
+			}
+		})
+	}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)

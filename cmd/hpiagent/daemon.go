@@ -433,7 +433,7 @@ func (d *daemon) startAPI(ctx context.Context) error {
 		Logger: d.log.With("component", "api"),
 	}, api.Deps{Domain: d.domain, Hardware: &hardwareRouter{d: d}, Auditor: auditAdapter{d.audit}, Health: d,
 		Cluster: d.node.apiCluster(), Fencing: d.node.apiFencing(),
-		Workflows: d.node.apiWorkflows(), EraseCertificates: d.node.apiEraseCertificates()})
+		Workflows: d.node.apiWorkflows(), EraseCertificates: d.node.apiEraseCertificates(), AuditAnchors: d.node.apiAuditAnchors()})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
 	}

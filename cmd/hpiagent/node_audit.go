@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"hpiagent/api"
+	"hpiagent/api/adapt"
 	"hpiagent/api/audit"
 	"hpiagent/cluster"
 )
@@ -211,4 +213,12 @@ func (a *auditAnchors) reportConflicts() {
 		a.record("audit.anchor-conflict", "failed", c.Reason)
 	}
 	a.reported = len(cs)
+}
+
+// apiAuditAnchors returns the API's anchor route, nil without a cluster.
+func (n *node) apiAuditAnchors() api.AuditAnchors {
+	if n == nil || n.anchors == nil {
+		return nil
+	}
+	return adapt.AuditAnchors(n.anchors.book)
 }

@@ -242,6 +242,7 @@ func TestShapesMatchServer(t *testing.T) {
 		{apiclient.WorkflowRequest{}, api.WorkflowRequest{}},
 		{apiclient.WorkflowStarted{}, api.WorkflowStarted{}},
 		{apiclient.EraseCertificateSummary{}, api.EraseCertificateSummary{}},
+		{apiclient.AuditAnchors{}, api.AuditAnchorsView{}},
 	}
 	for _, p := range pairs {
 		ct, st := reflect.TypeOf(p.client), reflect.TypeOf(p.server)

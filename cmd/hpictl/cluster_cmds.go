@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -287,4 +288,24 @@ func cmdFence(ctx context.Context, a *app, inv *invocation) error {
 			fmt.Fprintf(a.stdout, "%s of %s recorded as operation %s; phase %s%s\n", act, clean(o.Node), clean(o.Op), clean(o.Phase), clean(note))
 			return nil
 		})
+}
+
+func cmdAnchors(ctx context.Context, a *app, inv *invocation) error {
+	path := "/v1/audit/anchors"
+	if len(inv.args) == 1 {
+		path += "?node=" + url.QueryEscape(inv.args[0])
+	}
+	return get(ctx, inv, path, func(v apiclient.AuditAnchors) error {
+		t := newTable(a.stdout, "NODE", "ANCHOR", "TIME", "LOG INDEX")
+		for _, an := range v.Anchors {
+			t.row(an.Node, fmt.Sprintf("%d:%s", an.Seq, an.Hash), fmtTime(an.Time), fmt.Sprint(an.Index))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		for _, c := range v.Conflicts {
+			fmt.Fprintf(a.stdout, "CONFLICT %s: %s (anchored %d, then %d)\n", clean(c.Node), clean(c.Reason), c.Earlier.Seq, c.Later.Seq)
+		}
+		return nil
+	})
 }

@@ -124,6 +124,7 @@ func init() {
 			run: workflowAction("abort", false), flags: reasonFlag("why (recorded)")},
 		{name: "retry", args: "<workflow-id>", summary: "retry a refused step or failed wipe of a workflow", api: true, minArgs: 1, maxArgs: 1, run: workflowAction("retry", false)},
 		{name: "certs", summary: "list the secure-erase certificates", api: true, run: cmdCerts},
+		{name: "anchors", args: "[<node>]", summary: "the audit log heads the cluster log holds (seq:hash for audit verify --anchor) and conflicts", api: true, maxArgs: 1, run: cmdAnchors},
 		{name: "cert", args: "<certificate-id> [--verify --pubkey <file>]", summary: "show a secure-erase certificate; with --verify, check its signature", api: true, minArgs: 1, maxArgs: 1, run: cmdCert,
 			flags: func(fs *flag.FlagSet, o *opts) {
 				fs.BoolVar(&o.verify, "verify", false, "verify the certificate's signature (exit 1 when it does not verify)")

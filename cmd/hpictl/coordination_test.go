@@ -14,9 +14,29 @@ import (
 	"time"
 
 	"hpiagent/api"
+	"hpiagent/api/adapt"
 	"hpiagent/api/apitest"
+	"hpiagent/api/audit"
 	secureerase "hpiagent/secure-erase"
 )
+
+// anchorBook holds anchors of node-a (5, then 12) and of node-b (9, then
+// 3: a conflict).
+func anchorBook(t *testing.T) *audit.AnchorBook {
+	t.Helper()
+	b := audit.NewAnchorBook()
+	for i, a := range []struct {
+		node string
+		seq  uint64
+	}{{"node-a", 5}, {"node-b", 9}, {"node-a", 12}, {"node-b", 3}} {
+		e, err := audit.EncodeAnchor(audit.NodeAnchor{Node: a.node, Seq: a.seq, Hash: fmt.Sprintf("%064x", a.seq), Time: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Apply(uint64(i+1), e)
+	}
+	return b
+}
 
 // signedCert returns a certificate signed with key, as the store keeps it.
 func signedCert(t *testing.T, id string, key ed25519.PrivateKey, tamper bool) []byte {
@@ -66,6 +86,7 @@ func TestCoordinationCommandsAgainstRealAPIServer(t *testing.T) {
 		d.Fencing = fen
 		d.EraseCertificates = &apitest.EraseCertificates{Certs: map[string][]byte{
 			goodID: signedCert(t, goodID, priv, false), badID: signedCert(t, badID, priv, true)}}
+		d.AuditAnchors = adapt.AuditAnchors(anchorBook(t))
 	})
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
@@ -107,6 +128,9 @@ func TestCoordinationCommandsAgainstRealAPIServer(t *testing.T) {
 		{"ops", []string{"cert", badID, "--verify", "--pubkey", pubFile}, ExitError, []string{"does NOT verify"}},
 		{"ops", []string{"cert", goodID, "--verify"}, ExitUsage, []string{"--pubkey"}},
 		{"ops", []string{"cert", "33333333333333333333333333333333"}, ExitNotFound, []string{"not_found"}},
+		{"viewer", []string{"anchors"}, 0, []string{"node-a", "12:" + fmt.Sprintf("%064x", 12), "node-b", "CONFLICT node-b", "cut off"}},
+		{"viewer", []string{"anchors", "node-a"}, 0, []string{"5:" + fmt.Sprintf("%064x", 5), "12:"}},
+		{"viewer", []string{"anchors", "bad name"}, ExitError, []string{"bad_request"}},
 	}
 	for _, tc := range tests {
 		code, out, errs := runCLI(t, nil, ra.as(tc.who, tc.args...)...)

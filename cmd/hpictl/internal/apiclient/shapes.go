@@ -455,5 +455,28 @@ type EraseCertificateSummary struct {
 	Error     string     `json:"error,omitempty"`
 }
 
+// AuditAnchor is one member's audit log head in GET /v1/audit/anchors.
+type AuditAnchor struct {
+	Node  string    `json:"node"`
+	Seq   uint64    `json:"seq"`
+	Hash  string    `json:"hash"`
+	Time  time.Time `json:"time"`
+	Index uint64    `json:"index"`
+}
+
+// AuditAnchorConflict is a conflict in GET /v1/audit/anchors.
+type AuditAnchorConflict struct {
+	Node    string      `json:"node"`
+	Reason  string      `json:"reason"`
+	Earlier AuditAnchor `json:"earlier"`
+	Later   AuditAnchor `json:"later"`
+}
+
+// AuditAnchors is the answer of GET /v1/audit/anchors.
+type AuditAnchors struct {
+	Anchors   []AuditAnchor         `json:"anchors"`
+	Conflicts []AuditAnchorConflict `json:"conflicts"`
+}
+
 // RawJSON is an undecoded answer (for --json output).
 type RawJSON = json.RawMessage

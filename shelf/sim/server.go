@@ -56,6 +56,7 @@ type Server struct {
 	nextID   uint32
 	clock    func() time.Time
 	done     chan struct{}
+	served   chan struct{} // closed when the serving goroutine has returned
 	closed   bool
 }
 
@@ -110,8 +111,9 @@ func (s *Server) start(ctx context.Context, ua *net.UDPAddr) error {
 	s.addr = conn.LocalAddr().(*net.UDPAddr)
 	s.sessions = map[uint32]*session{}
 	s.done = make(chan struct{})
+	s.served = make(chan struct{})
 	s.closed = false
-	done := s.done
+	done, served := s.done, s.served
 	s.mu.Unlock()
 	go func() {
 		select {
@@ -120,7 +122,10 @@ func (s *Server) start(ctx context.Context, ua *net.UDPAddr) error {
 		case <-done:
 		}
 	}()
-	go s.serve(conn, done)
+	go func() {
+		defer close(served)
+		s.serve(conn, done)
+	}()
 	s.log.Info("simulated shelf manager listening", "addr", s.addr.String())
 	return nil
 }
@@ -138,14 +143,20 @@ func (s *Server) Shelf() *Shelf { return s.shelf }
 // Close stops the server and drops every session.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
 	close(s.done)
 	s.sessions = map[uint32]*session{}
-	return s.conn.Close()
+	err := s.conn.Close()
+	served := s.served
+	s.mu.Unlock()
+	// The serving goroutine takes s.mu for each datagram: wait outside it,
+	// so that nothing is served or logged once Close has returned.
+	<-served
+	return err
 }
 
 // Restart simulates a shelf manager reboot: the socket closes, every
@@ -193,6 +204,11 @@ func (s *Server) serve(conn *net.UDPConn, done chan struct{}) {
 		}
 		for _, out := range s.HandlePacket(peer, buf[:n]) {
 			if _, err := conn.WriteToUDPAddrPort(out, peer); err != nil {
+				select {
+				case <-done:
+					return // closed meanwhile: not worth a warning
+				default:
+				}
 				s.log.Warn("sending RMCP+ datagram", "peer", peer.String(), "err", err)
 			}
 		}

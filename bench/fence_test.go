@@ -24,6 +24,7 @@ import (
 	"hpiagent/cluster"
 	"hpiagent/fencing"
 	"hpiagent/internal/labshelf"
+	"hpiagent/internal/loopback"
 	"hpiagent/internal/pki"
 	"hpiagent/shelf/ipmi"
 	"hpiagent/shelf/rmcpp"
@@ -181,36 +182,8 @@ func fenceShelfConfig(blades int) sim.Config {
 // first also free for UDP (memberlist).
 func fenceLoopbackNode(t *testing.T, name string) cluster.Node {
 	t.Helper()
-	for {
-		host := fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(250), mrand.IntN(256), 2+mrand.IntN(250))
-		var ports []int
-		var closers []io.Closer
-		ok := true
-		for len(ports) < 3 && ok {
-			l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			closers = append(closers, l)
-			p := l.Addr().(*net.TCPAddr).Port
-			if len(ports) == 0 {
-				u, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p)))
-				if err != nil {
-					ok = false
-					break
-				}
-				closers = append(closers, u)
-			}
-			ports = append(ports, p)
-		}
-		for _, c := range closers {
-			c.Close()
-		}
-		if ok {
-			return cluster.Node{Name: name, GossipAddr: net.JoinHostPort(host, strconv.Itoa(ports[0])),
-				RaftAddr: net.JoinHostPort(host, strconv.Itoa(ports[1])), RPCAddr: net.JoinHostPort(host, strconv.Itoa(ports[2]))}
-		}
-	}
+	g, r, p := loopback.ClusterAddrs(t)
+	return cluster.Node{Name: name, GossipAddr: g, RaftAddr: r, RPCAddr: p}
 }
 
 func newFenceNet(ctx context.Context, t *testing.T, n int, faults *cluster.Faults) *fenceNet {

@@ -6,10 +6,8 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,6 +21,7 @@ import (
 	"hpiagent/cluster"
 	"hpiagent/hotswap"
 	"hpiagent/hpi"
+	"hpiagent/internal/loopback"
 	"hpiagent/internal/pki"
 	"hpiagent/shelf"
 	"hpiagent/shelf/hotswaphw"
@@ -119,37 +118,6 @@ type wfCluster struct {
 	nodes []*wfNode
 }
 
-func wfFreeAddrs(t *testing.T) (gossip, raftAddr, rpc string) {
-	t.Helper()
-	host := fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(250), mrand.IntN(256), 2+mrand.IntN(250))
-	var ports []int
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	for len(ports) < 3 {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		closers = append(closers, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		if len(ports) == 0 {
-			// memberlist needs the gossip port free for UDP too.
-			u, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p)))
-			if err != nil {
-				continue
-			}
-			closers = append(closers, u)
-		}
-		ports = append(ports, p)
-	}
-	j := func(p int) string { return net.JoinHostPort(host, strconv.Itoa(p)) }
-	return j(ports[0]), j(ports[1]), j(ports[2])
-}
-
 func startWFCluster(ctx context.Context, t *testing.T, n int, hooks func() []hotswap.Hook, poll time.Duration, hw *hotswaphw.Hardware, d *hpi.Domain, quiet *slog.Logger) *wfCluster {
 	t.Helper()
 	ca, err := pki.NewCA("bench-hotswap-ca", 24*time.Hour)
@@ -163,7 +131,7 @@ func startWFCluster(ctx context.Context, t *testing.T, n int, hooks func() []hot
 	certs := map[string]tls.Certificate{}
 	for i := range n {
 		name := fmt.Sprintf("agent%02d", i+1)
-		g, r, p := wfFreeAddrs(t)
+		g, r, p := loopback.ClusterAddrs(t)
 		nodes = append(nodes, cluster.Node{Name: name, GossipAddr: g, RaftAddr: r, RPCAddr: p})
 		c, err := ca.Issue(pki.IssueRequest{Name: name, Kind: pki.KindPeer, Validity: time.Hour})
 		if err != nil {

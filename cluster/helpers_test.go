@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"hpiagent/internal/loopback"
 	"hpiagent/internal/pki"
 )
 
@@ -56,45 +56,9 @@ func (ca *testCA) clientTLS(c tls.Certificate) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{c}, RootCAs: ca.pool, MinVersion: tls.VersionTLS13}
 }
 
-// freeHost returns a random 127.x.y.z address.
-func freeHost() string {
-	return fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(250), mrand.IntN(256), 2+mrand.IntN(250))
-}
-
-// freePorts returns n ports free for TCP on host; the first is free for UDP
-// too (memberlist uses both on one port).
-func freePorts(t testing.TB, host string, n int) []int {
-	t.Helper()
-	var ports []int
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		if len(ports) == 0 {
-			u, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p)))
-			if err != nil {
-				l.Close()
-				continue
-			}
-			closers = append(closers, u)
-		}
-		closers = append(closers, l)
-		ports = append(ports, p)
-	}
-	return ports
-}
-
 func testNode(t testing.TB, name string) Node {
-	h := freeHost()
-	p := freePorts(t, h, 3)
+	h := loopback.Host()
+	p := loopback.Ports(t, h, 3)
 	return Node{
 		Name:       name,
 		GossipAddr: net.JoinHostPort(h, strconv.Itoa(p[0])),

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
+	"hpiagent/internal/loopback"
 	"hpiagent/internal/pki"
 )
 
@@ -325,7 +326,7 @@ func TestUnauthenticatedConnectionsAreRateLimited(t *testing.T) {
 	cfgA := n.config("a")
 	a, _ := cfgA.node("a")
 	// A flood from one source address.
-	flooder := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(freeHost())}}
+	flooder := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(loopback.Host())}}
 	var conns []net.Conn
 	for range 40 {
 		c, err := flooder.Dial("tcp", a.RPCAddr)

@@ -5,11 +5,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
-	"fmt"
-	"io"
-	mrand "math/rand/v2"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,40 +12,10 @@ import (
 
 	"hpiagent/cluster"
 	"hpiagent/hpi"
+	"hpiagent/internal/loopback"
 	"hpiagent/internal/pki"
 	secureerase "hpiagent/secure-erase"
 )
-
-func clusterFreeAddrs(t *testing.T) (gossip, raftAddr, rpc string) {
-	t.Helper()
-	host := fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(250), mrand.IntN(256), 2+mrand.IntN(250))
-	var ports []int
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	for len(ports) < 3 {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		if len(ports) == 0 {
-			u, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p)))
-			if err != nil {
-				l.Close()
-				continue
-			}
-			closers = append(closers, u)
-		}
-		closers = append(closers, l)
-		ports = append(ports, p)
-	}
-	j := func(p int) string { return net.JoinHostPort(host, strconv.Itoa(p)) }
-	return j(ports[0]), j(ports[1]), j(ports[2])
-}
 
 // blockingHW holds the first Activate until its context ends and then
 // fails without acting: the leader dies in the middle of the hardware
@@ -114,7 +79,7 @@ func newRealCluster(t *testing.T, tc *testCluster, hw Hardware) *realCluster {
 		dirs: map[string]string{}, tc: tc, hw: hw, live: map[string]*clusterNode{}}
 	_, _ = rand.Read(rc.key)
 	for _, n := range tc.names {
-		g, r, p := clusterFreeAddrs(t)
+		g, r, p := loopback.ClusterAddrs(t)
 		rc.nodes = append(rc.nodes, cluster.Node{Name: n, GossipAddr: g, RaftAddr: r, RPCAddr: p})
 		c, err := ca.Issue(pki.IssueRequest{Name: n, Kind: pki.KindPeer, Validity: time.Hour})
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"hpiagent/api/audit"
 	"hpiagent/internal/labshelf"
+	"hpiagent/internal/loopback"
 	"hpiagent/internal/pki"
 	"hpiagent/shelf/sim"
 )
@@ -79,27 +80,6 @@ type clusterLab struct {
 	// dir holds ca.crt and, with an API, the client certificate
 	// pacemaker.crt/.key with the fencer and viewer roles.
 	dir string
-}
-
-// freeLoopbackPort returns a port free for both TCP and UDP on host
-// (memberlist uses both on one port).
-func freeLoopbackPort(t *testing.T, host string) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return p
-		}
-	}
-	t.Fatal("no free TCP+UDP port on " + host)
-	return 0
 }
 
 // writeSecret writes b to a 0600 file.
@@ -170,9 +150,9 @@ func newClusterLabWith(t *testing.T, bin string, n int, o clusterLabOptions) *cl
 	for i := range n {
 		host := fmt.Sprintf("127.%d.%d.%d", a, b, i+1)
 		nodes[i] = addrs{
-			gossip: net.JoinHostPort(host, strconv.Itoa(freeLoopbackPort(t, host))),
-			raft:   net.JoinHostPort(host, strconv.Itoa(freeLoopbackPort(t, host))),
-			rpc:    net.JoinHostPort(host, strconv.Itoa(freeLoopbackPort(t, host))),
+			gossip: net.JoinHostPort(host, strconv.Itoa(loopback.Ports(t, host, 1)[0])),
+			raft:   net.JoinHostPort(host, strconv.Itoa(loopback.Ports(t, host, 1)[0])),
+			rpc:    net.JoinHostPort(host, strconv.Itoa(loopback.Ports(t, host, 1)[0])),
 		}
 		name := fmt.Sprintf("node-%d", i+1)
 		fmt.Fprintf(&nodesYAML, "    - {name: %s, gossip: %q, raft: %q, rpc: %q}\n", name, nodes[i].gossip, nodes[i].raft, nodes[i].rpc)
@@ -240,7 +220,7 @@ fencing:
 		apiAddr := ""
 		if withAPI {
 			host, _, _ := net.SplitHostPort(nodes[i].rpc)
-			apiAddr = net.JoinHostPort(host, strconv.Itoa(freeLoopbackPort(t, host)))
+			apiAddr = net.JoinHostPort(host, strconv.Itoa(loopback.Ports(t, host, 1)[0]))
 			sc, err := ca.Issue(pki.IssueRequest{Name: "api-" + name, Kind: pki.KindServer, IPs: []net.IP{net.ParseIP(host)}, Validity: 30 * time.Minute})
 			if err != nil {
 				t.Fatal(err)
@@ -1041,7 +1021,7 @@ func newSimClusterLab(t *testing.T, ctx context.Context, bin string, n int) *sim
 	var nodesYAML, fenceYAML strings.Builder
 	for i := range n {
 		host := fmt.Sprintf("%s%d", netPrefix, i+1)
-		p := func() string { return net.JoinHostPort(host, fmt.Sprint(freeLoopbackPort(t, host))) }
+		p := func() string { return net.JoinHostPort(host, fmt.Sprint(loopback.Ports(t, host, 1)[0])) }
 		name := fmt.Sprintf("node-%d", i+1)
 		fmt.Fprintf(&nodesYAML, "    - {name: %s, gossip: %q, raft: %q, rpc: %q}\n", name, p(), p(), p())
 		// The slot's entity path: every resource of the blade is inside it.

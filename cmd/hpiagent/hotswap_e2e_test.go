@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"hpiagent/internal/loopback"
 	"hpiagent/internal/pki"
 	secureerase "hpiagent/secure-erase"
 	"hpiagent/shelf/ipmi"
@@ -121,7 +122,7 @@ func newHotSwapLabWith(t *testing.T, ctx context.Context, bin string, waitingInM
 	apis := make([]string, n)
 	for i := range n {
 		host := fmt.Sprintf("%s%d", netPrefix, i+1)
-		p := func() string { return net.JoinHostPort(host, fmt.Sprint(freeLoopbackPort(t, host))) }
+		p := func() string { return net.JoinHostPort(host, fmt.Sprint(loopback.Ports(t, host, 1)[0])) }
 		fmt.Fprintf(&nodesYAML, "    - {name: node-%d, gossip: %q, raft: %q, rpc: %q}\n", i+1, p(), p(), p())
 		apis[i] = p()
 		if i < len(blades)-1 {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"hpiagent/internal/loopback"
 	"hpiagent/internal/pki"
 	wdog "hpiagent/watchdog"
 )
@@ -481,7 +482,7 @@ func TestDaemonSelfFenceStopsSystemdAndIsAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := fmt.Sprintf("127.%d.%d.1", 1+rand.IntN(250), 1+rand.IntN(250))
-	port := func() string { return strconv.Itoa(freeLoopbackPort(t, host)) }
+	port := func() string { return strconv.Itoa(loopback.Ports(t, host, 1)[0]) }
 	ghost := fmt.Sprintf("127.%d.%d.2", 1+rand.IntN(250), 1+rand.IntN(250))
 	config := watchdogAgentConfig(t, dir, shelfAddr, "hpiagent", password, 17, fmt.Sprintf(`cluster:
   node: node-1

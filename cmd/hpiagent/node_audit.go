@@ -177,28 +177,35 @@ func (a *auditAnchors) checkLocal() {
 		return
 	}
 	defer f.Close()
-	rep, err := audit.Verify(f)
-	if err != nil {
-		return // the log's own problems were reported when it was opened
-	}
 	var anchors []audit.Anchor
 	for _, an := range a.book.Anchors(a.self) {
-		if an.Seq >= max(rep.FirstSeq, 1) {
-			anchors = append(anchors, an.Anchor())
-		}
+		anchors = append(anchors, an.Anchor())
 	}
-	if _, err := f.Seek(0, 0); err != nil {
+	rep, err := audit.VerifyAnchored(f, anchors...)
+	var ce *audit.ChainError
+	if err != nil && !errors.As(err, &ce) {
+		a.log.Error("checking the audit log against its anchors", "path", a.path, "err", err)
 		return
 	}
-	_, err = audit.VerifyAnchored(f, anchors...)
-	var ce *audit.ChainError
-	if errors.As(err, &ce) {
-		detail := fmt.Sprintf("the audit log does not hold what the cluster log anchored for it: %s", ce.First)
-		a.log.Error("audit log cut short or rewritten", "path", a.path, "problem", ce.First.String(), "problems", ce.Count)
+	var mismatch []audit.Problem
+	checked := len(anchors)
+	for _, p := range rep.Problems {
+		switch {
+		case p.Kind != audit.ProblemAnchor:
+			return // the log's own problems were reported when it was opened
+		case p.Seq < rep.FirstSeq:
+			checked-- // in a rotated file, before this one
+		default:
+			mismatch = append(mismatch, p)
+		}
+	}
+	if len(mismatch) > 0 {
+		detail := fmt.Sprintf("the audit log does not hold what the cluster log anchored for it: %s", mismatch[0])
+		a.log.Error("audit log cut short or rewritten", "path", a.path, "problem", mismatch[0].String(), "problems", len(mismatch))
 		a.record("audit.anchor-mismatch", "failed", detail)
 		return
 	}
-	a.log.Info("audit log matches its anchors in the cluster log", "anchors", len(anchors), "last_seq", rep.LastSeq)
+	a.log.Info("audit log matches its anchors in the cluster log", "anchors", checked, "last_seq", rep.LastSeq)
 }
 
 // reportConflicts logs and audits conflicts of this member's anchors not

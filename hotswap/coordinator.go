@@ -146,6 +146,18 @@ type CoordinatorConfig struct {
 	// M1 observation started. Default nil: no veto. Operator requests
 	// (Start) are not vetoed.
 	Veto func(kind Kind, fru FRU) string
+	// Waiting, if set, lists the FRUs the model shows waiting in
+	// InsertionPending (M2) or ExtractionPending (M5) now. The leader
+	// hands them to Reconcile at most every ReconcileInterval, so a FRU
+	// whose transition came without an event (its first state at
+	// discovery) or while no node led still gets its workflow. It must
+	// not block on I/O. Default nil: events only.
+	Waiting func() []WaitingFRU
+	// ReconcileInterval is how often Step reconciles the Waiting FRUs.
+	// Default 5 s: a waiting FRU is picked up soon, and a pass is a walk
+	// over the model (plus an M-state read for a FRU not yet in a
+	// workflow).
+	ReconcileInterval time.Duration
 	// Alarm is called when a workflow raises an alarm (refusal, member
 	// down, wipe failure, abort, hardware failure). Default: logged only.
 	Alarm func(AlarmInfo)
@@ -183,7 +195,14 @@ type Coordinator struct {
 	hwFailedAt map[string]time.Time // workflow -> last hardware failure
 	wiping     map[string]bool      // workflows whose wipe is in flight here
 	wasLeader  bool
+	reconciled time.Time // last pass over Waiting
 	wg         sync.WaitGroup
+}
+
+// WaitingFRU is a FRU waiting in a pending hot-swap state (Waiting).
+type WaitingFRU struct {
+	FRU   FRU
+	State hpi.HsState
 }
 
 // NewCoordinator checks cfg and returns a Coordinator.
@@ -215,6 +234,9 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = 5 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -413,11 +435,12 @@ func (c *Coordinator) Observe(ctx context.Context, fru FRU, prev, cur hpi.HsStat
 // Reconcile starts the workflow a FRU's current state calls for when no
 // event says so: a new leader calls it for every FRU it finds waiting in
 // InsertionPending (M2) or ExtractionPending (M5), whose transition it may
-// have missed. FRUs in other states start nothing here (an M1 FRU may be
-// fenced, not newly inserted). A FRU whose last workflow was aborted by
-// an operator stays as the operator left it: it is not restarted here
-// (a new hot-swap event, or Start through the API, starts it again), so
-// the leader may call Reconcile as often as it likes.
+// have missed (CoordinatorConfig.Waiting makes Step do so). FRUs in other
+// states start nothing here (an M1 FRU may be fenced, not newly
+// inserted). A FRU whose last workflow was aborted by an operator stays as
+// the operator left it: it is not restarted here (a new hot-swap event, or
+// Start through the API, starts it again), so the leader may call
+// Reconcile as often as it likes.
 func (c *Coordinator) Reconcile(ctx context.Context, fru FRU, cur hpi.HsState) error {
 	if cur != hpi.HsStateInsertionPending && cur != hpi.HsStateExtractionPending {
 		return nil
@@ -432,6 +455,29 @@ func (c *Coordinator) Reconcile(ctx context.Context, fru FRU, cur hpi.HsState) e
 		return c.Observe(ctx, fru, hpi.HsStateActive, cur)
 	}
 	return nil
+}
+
+// reconcileWaiting hands the Waiting FRUs to Reconcile, at most every
+// ReconcileInterval; the caller leads, with the log applied (Step).
+func (c *Coordinator) reconcileWaiting(ctx context.Context) {
+	if c.cfg.Waiting == nil {
+		return
+	}
+	now := c.cfg.Now()
+	c.mu.Lock()
+	due := now.Sub(c.reconciled) >= c.cfg.ReconcileInterval
+	if due {
+		c.reconciled = now
+	}
+	c.mu.Unlock()
+	if !due {
+		return
+	}
+	for _, w := range c.cfg.Waiting() {
+		if err := c.Reconcile(ctx, w.FRU, w.State); err != nil && ctx.Err() == nil {
+			c.log.Warn("hot-swap: reconciling a FRU waiting in a pending state", "fru", w.FRU.Key(), "state", w.State.String(), "err", err)
+		}
+	}
 }
 
 // lastWorkflow returns the most recently started workflow of fru the
@@ -530,6 +576,7 @@ func (c *Coordinator) Step(ctx context.Context) (progress bool, err error) {
 	if !c.cfg.Log.HasQuorum() {
 		return false, nil
 	}
+	c.reconcileWaiting(ctx)
 	c.forgetFinished()
 	acts := c.cfg.Machine.NextActions()
 	// Member calls of one round run in parallel; the rest one by one.

@@ -668,3 +668,51 @@ func TestReconcileRespectsAbort(t *testing.T) {
 		t.Error("another FRU waiting in M2 was not reconciled")
 	}
 }
+
+// Step reconciles the FRUs Waiting reports, at most every
+// ReconcileInterval, on the leader only.
+func TestStepReconcilesWaiting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tc := newTestCluster(t, "n1", "n2", "n3")
+	tc.hw.set(fruA, hpi.M2, Policy{})
+	tc.hw.set(fruB, hpi.M2, Policy{})
+	waiting := []WaitingFRU{{FRU: fruA, State: hpi.HsStateInsertionPending}}
+	calls := 0
+	mk := func(n string) *Coordinator {
+		c := tc.coordinator(n, nil)
+		c.cfg.ReconcileInterval = 10 * time.Second
+		c.cfg.Waiting = func() []WaitingFRU { calls++; return waiting }
+		return c
+	}
+	follower := mk("n2")
+	if _, err := follower.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 {
+		t.Fatal("a follower reconciled")
+	}
+	c := mk("n1")
+	if _, err := c.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := tc.log.machine("n1")
+	if _, busy := m.ActiveFor(fruA); !busy || calls != 1 {
+		t.Fatalf("waiting FRU not reconciled (calls %d)", calls)
+	}
+	// Not again before the interval, then again.
+	waiting = append(waiting, WaitingFRU{FRU: fruB, State: hpi.HsStateInsertionPending})
+	if _, err := c.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, busy := m.ActiveFor(fruB); busy || calls != 1 {
+		t.Fatalf("reconciled again within the interval (calls %d)", calls)
+	}
+	tc.clock.Advance(11 * time.Second)
+	if _, err := c.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, busy := m.ActiveFor(fruB); !busy || calls != 2 {
+		t.Fatalf("second waiting FRU not reconciled after the interval (calls %d)", calls)
+	}
+}

@@ -153,6 +153,7 @@ func (n *node) buildHotSwap(d *daemon) error {
 		// cluster CA, so that every member keeps them.
 		VerifySigner:        hotswap.SignerVerifier(caPool, peerIdentity, nil),
 		Veto:                n.fenceVeto(d),
+		Waiting:             func() []hotswap.WaitingFRU { return waitingFRUs(d, h.hw) },
 		MaxAttempts:         hc.MaxAttempts,
 		LeaveActiveUnlocked: hc.LeaveActiveUnlocked,
 		RetryDelay:          time.Duration(hc.RetryDelay),
@@ -304,72 +305,31 @@ func (w *planWiper) Wipe(ctx context.Context, fru hotswap.FRU) ([]byte, error) {
 	return b, nil
 }
 
-// hotswapReconcileEvery is how often the leader looks for FRUs waiting
-// in M2 or M5 without a workflow: at discovery a FRU's first state comes
-// without an event, and an event seen while no node led, or dropped from a
-// full subscription, starts nothing. 5 s: a waiting FRU is picked up
-// soon, and one pass is a walk over the local model (plus one M-state
-// read per FRU waiting in M5 without a workflow).
-const hotswapReconcileEvery = 5 * time.Second
-
-// reconcileHotSwap, while this node leads, hands every FRU resource the
-// model shows waiting in InsertionPending or ExtractionPending to
-// Coordinator.Reconcile (which starts nothing for a FRU with a workflow in
-// flight, or whose last workflow an operator aborted). It waits for the
-// log (Barrier) after each gain of leadership, so it sees every workflow
-// the log holds.
-func (n *node) reconcileHotSwap(ctx context.Context, d *daemon) {
-	h := n.hs
-	leaderCh := h.cl.LeaderCh()
-	tick := time.NewTicker(hotswapReconcileEvery)
-	defer tick.Stop()
-	leading, caughtUp := false, false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case leading = <-leaderCh:
-			caughtUp = false
-		case <-tick.C:
-		}
-		if !leading {
+// waitingFRUs lists the FRU resources the model shows waiting in
+// InsertionPending or ExtractionPending (hotswap.CoordinatorConfig.Waiting):
+// at discovery a FRU's first state comes without an event, and an event
+// seen while no node led, or dropped from a full subscription, starts
+// nothing.
+func waitingFRUs(d *daemon, hw *shelfHotSwap) []hotswap.WaitingFRU {
+	var out []hotswap.WaitingFRU
+	for _, r := range d.domain.Resources() {
+		st, err := d.domain.HotSwapState(r.ResourceID)
+		if err != nil || !st.Known || (st.State != hpi.HsStateInsertionPending && st.State != hpi.HsStateExtractionPending) {
 			continue
 		}
-		if !caughtUp {
-			bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := h.cl.Barrier(bctx)
-			cancel()
-			if err != nil {
-				h.log.Warn("hot-swap: waiting for the log before reconciling", "err", err)
-				continue
-			}
-			caughtUp = true
-		}
-		for _, r := range d.domain.Resources() {
-			st, err := d.domain.HotSwapState(r.ResourceID)
-			if err != nil || !st.Known || (st.State != hpi.HsStateInsertionPending && st.State != hpi.HsStateExtractionPending) {
-				continue
-			}
-			fru, ok := h.hw.FRUOf(r.ResourceID)
-			if !ok {
-				continue
-			}
-			if err := h.coord.Reconcile(ctx, fru, st.State); err != nil && ctx.Err() == nil {
-				h.log.Warn("hot-swap: reconciling a FRU waiting in a pending state", "fru", fru.Key(), "state", st.State.String(), "err", err)
-			}
+		if fru, ok := hw.FRUOf(r.ResourceID); ok {
+			out = append(out, hotswap.WaitingFRU{FRU: fru, State: st.State})
 		}
 	}
+	return out
 }
 
-// runHotSwap starts the Coordinator, feeds it the domain's hot-swap
-// events and reconciles FRUs waiting without an event.
+// runHotSwap starts the Coordinator (which also reconciles FRUs waiting
+// without an event, CoordinatorConfig.Waiting), feeds it the domain's
+// hot-swap events and keeps the certificate store in step with the log.
 func (n *node) runHotSwap(ctx context.Context, d *daemon) {
 	h := n.hs
-	n.wg.Add(4)
-	go func() {
-		defer n.wg.Done()
-		n.reconcileHotSwap(ctx, d)
-	}()
+	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
 		h.syncCertificates(ctx)

@@ -404,3 +404,22 @@ func TestAuditRotateConfig(t *testing.T) {
 		}
 	}
 }
+
+// wantConfigError parses base with old replaced by new and checks that
+// the result is a *ConfigError with a line whose text holds want; it
+// returns the error.
+func wantConfigError(t *testing.T, base, old, new, want string) error {
+	t.Helper()
+	if !strings.Contains(base, old) {
+		t.Fatalf("test input %q not in the base configuration", old)
+	}
+	_, err := ParseConfig([]byte(strings.Replace(base, old, new, 1)))
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v is not a *ConfigError", err)
+	}
+	if ce.Line == 0 || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want a line and %q", err, want)
+	}
+	return err
+}

@@ -106,17 +106,7 @@ func TestWatchdogConfigIPMIErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(watchdogYAML, tc.old) {
-				t.Fatalf("test input %q not in the base configuration", tc.old)
-			}
-			_, err := ParseConfig([]byte(strings.Replace(watchdogYAML, tc.old, tc.new, 1)))
-			var ce *ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v is not a *ConfigError", err)
-			}
-			if ce.Line == 0 || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q, want a line and %q", err, tc.want)
-			}
+			wantConfigError(t, watchdogYAML, tc.old, tc.new, tc.want)
 		})
 	}
 }

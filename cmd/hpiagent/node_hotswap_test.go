@@ -109,17 +109,7 @@ func TestHotSwapConfigErrors(t *testing.T) {
 		{"relative state dir", "hotswap:\n", "hotswap:\n  state_dir: state\n", "hotswap.state_dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(hotswapYAML, tc.old) {
-				t.Fatalf("test input %q not in the base configuration", tc.old)
-			}
-			_, err := ParseConfig([]byte(strings.Replace(hotswapYAML, tc.old, tc.new, 1)))
-			var ce *ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v is not a *ConfigError", err)
-			}
-			if ce.Line == 0 || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q, want line and %q", err, tc.want)
-			}
+			wantConfigError(t, hotswapYAML, tc.old, tc.new, tc.want)
 		})
 	}
 }

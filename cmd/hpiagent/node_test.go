@@ -110,17 +110,7 @@ func TestClusterConfigErrors(t *testing.T) {
 		{"fencing needs cluster", "cluster:\n  node: a\n", "clusterx:\n  node: a\n", "clusterx: unknown key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(clusterYAML, tc.old) {
-				t.Fatalf("test input %q not in the base configuration", tc.old)
-			}
-			_, err := ParseConfig([]byte(strings.Replace(clusterYAML, tc.old, tc.new, 1)))
-			var ce *ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v is not a *ConfigError", err)
-			}
-			if ce.Line == 0 || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q, want line and %q", err, tc.want)
-			}
+			wantConfigError(t, clusterYAML, tc.old, tc.new, tc.want)
 		})
 	}
 }
@@ -172,17 +162,7 @@ func TestFabricConfig(t *testing.T) {
 		{"switch unused", "{type: picmg-deactivate}, {type: fabric, switch: fab-a}", "{type: picmg-deactivate}", `fencing.switches[0]: switch "fab-a" is not used`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(fabricYAML, tc.old) {
-				t.Fatalf("test input %q not in the base configuration", tc.old)
-			}
-			_, err := ParseConfig([]byte(strings.Replace(fabricYAML, tc.old, tc.new, 1)))
-			var ce *ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v is not a *ConfigError", err)
-			}
-			if ce.Line == 0 || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q, want line and %q", err, tc.want)
-			}
+			err := wantConfigError(t, fabricYAML, tc.old, tc.new, tc.want)
 			if strings.Contains(err.Error(), "hunter22") {
 				t.Errorf("error shows the passphrase: %v", err)
 			}

@@ -745,8 +745,8 @@ func (d *daemon) applyReload() error {
 		// A monitor that starts later (its shelf manager was not reachable
 		// yet) takes the new configuration from d.cfg.
 		for _, r := range d.shelves {
-			if ps, ok := any(r.monitor()).(pollSetter); ok {
-				ps.SetPollConfig(pollConfig(cfg))
+			if m := r.monitor(); m != nil {
+				m.SetPollConfig(pollConfig(cfg))
 			}
 		}
 	}

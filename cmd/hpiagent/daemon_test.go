@@ -776,3 +776,53 @@ func TestReloadRefusesWhatItCannotApply(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadPollIntervalWithoutSession: a reload that changes the monitor
+// settings while a shelf manager has never answered (no session, no
+// monitor yet) is applied; the monitor that starts later takes the new
+// settings from the configuration.
+func TestReloadPollIntervalWithoutSession(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A UDP port nothing answers on.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent := pc.LocalAddr().String()
+	pc.Close()
+	dir := t.TempDir()
+	dp, err := writeDemoFiles(dir, silent, "shelf-pw-silent", "127.0.0.1:0", time.Second, "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(dp.config)
+	reload := make(chan os.Signal, 1)
+	reloaded := make(chan error, 1)
+	readyc := make(chan struct{})
+	done := make(chan error, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- runDaemon(ctx, daemonOptions{ConfigPath: dp.config, Stderr: &stderr, Reload: reload,
+			Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false },
+			OnReload: func(err error) { reloaded <- err },
+			OnReady:  func(net.Addr, string) { close(readyc) }})
+	}()
+	select {
+	case <-readyc:
+	case err := <-done:
+		t.Fatalf("daemon ended: %v\n%s", err, stderr.String())
+	}
+	if err := os.WriteFile(dp.config, []byte(strings.Replace(string(good), "poll_interval: 1s", "poll_interval: 3s", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- syscall.SIGHUP
+	if err := <-reloaded; err != nil {
+		t.Fatalf("reload with a shelf manager that never answered: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

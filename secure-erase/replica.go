@@ -126,10 +126,6 @@ func CheckSignerKey(pub crypto.PublicKey) error {
 	return fmt.Errorf("signer key: %T cannot sign certificates (want ed25519 or ECDSA P-256): %w", pub, ErrBadCertificates)
 }
 
-// KeyID returns the key ID certificates signed with pub carry (hex
-// SHA-256 of its PKIX encoding).
-func KeyID(pub crypto.PublicKey) (string, error) { return keyID(pub) }
-
 // Has reports whether the store holds a certificate with the given ID.
 func (s *Store) Has(id string) bool {
 	_, err := s.Load(id)

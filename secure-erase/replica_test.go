@@ -145,12 +145,12 @@ func TestParseSignerKey(t *testing.T) {
 				t.Fatalf("error %v does not wrap ErrBadCertificates", err)
 			}
 			if tc.ok {
-				id1, _ := KeyID(k)
+				id1, _ := keyID(k)
 				var pub any = ed.Public()
 				if tc.name == "p256" {
 					pub = &p256.PublicKey
 				}
-				id2, _ := KeyID(pub)
+				id2, _ := keyID(pub)
 				if id1 != id2 {
 					t.Fatalf("key ID %s after parsing, %s before", id1, id2)
 				}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // Store keeps signed certificates as JSON files in a directory (mode 0700,
@@ -87,17 +88,10 @@ func (s *Store) List() ([]string, error) {
 	var ids []string
 	for _, e := range entries {
 		name := e.Name()
-		if id, ok := cutSuffix(name, ".json"); ok && certIDPattern.MatchString(id) {
+		if id, ok := strings.CutSuffix(name, ".json"); ok && certIDPattern.MatchString(id) {
 			ids = append(ids, id)
 		}
 	}
 	sort.Strings(ids)
 	return ids, nil
-}
-
-func cutSuffix(s, suffix string) (string, bool) {
-	if len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)], true
-	}
-	return s, false
 }

@@ -505,12 +505,12 @@ func (m *Monitor) carryOutOn(ctx context.Context, f *fruRef, in hpi.Intent) erro
 		_, err := m.waitMState(ctx, f, "insertion request", func(ms hpi.MState) bool { return ms >= hpi.M2 && ms <= hpi.M4 }, nil)
 		return err
 	case hpi.IntentRequestExtraction:
-		p, err := ipmi.GetFRUActivationPolicy(ctx, m.conn, f.addr, f.fru.ID)
+		held, err := m.policyHolds(ctx, f, true)
 		switch {
-		case err == nil && p.DeactivationLocked:
+		case err != nil:
+			return fmt.Errorf("extraction request: %w", err)
+		case held:
 			return fmt.Errorf("extraction request of %s: the FRU is Deactivation-Locked (held in M4 by its activation policy); clear the lock first: %w", f, hpi.ErrInvalidRequest)
-		case err != nil && !errors.Is(err, ipmi.ErrNotSupported):
-			return fmt.Errorf("extraction request of %s: reading the activation policy: %w", f, err)
 		}
 		if err := ipmi.SetFRUActivation(ctx, m.conn, f.addr, f.fru.ID, false); err != nil {
 			return m.commandErr(f, "extraction request (deactivate)", err)
@@ -665,18 +665,9 @@ func (m *Monitor) HotSwapSensorOf(ipmb, fru uint8) (num uint8, ok bool) {
 	m.mu.Lock()
 	idx := m.idx
 	m.mu.Unlock()
-	if idx == nil {
+	_, f, ok := idx.fruAt(ipmb, fru)
+	if !ok || f.fru.HotSwap == nil || f.fru.HotSwap.Owner.Slave != ipmb {
 		return 0, false
 	}
-	for _, f := range idx.frus {
-		if f.mc == nil || f.fru == nil || f.mc.IPMBAddr != ipmb || f.fru.ID != fru {
-			continue
-		}
-		hs := f.fru.HotSwap
-		if hs == nil || hs.Owner.Slave != ipmb {
-			return 0, false
-		}
-		return hs.Number, true
-	}
-	return 0, false
+	return f.fru.HotSwap.Number, true
 }

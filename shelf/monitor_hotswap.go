@@ -84,10 +84,8 @@ func (m *Monitor) ResourceOf(f HotSwapFRU) (hpi.ResourceID, error) {
 	if idx == nil {
 		return 0, fmt.Errorf("%s: shelf not discovered yet: %w", f, hpi.ErrInvalidResource)
 	}
-	for id, r := range idx.frus {
-		if r.mc.IPMBAddr == f.IPMB && r.fru.ID == f.ID {
-			return id, nil
-		}
+	if id, _, ok := idx.fruAt(f.IPMB, f.ID); ok {
+		return id, nil
 	}
 	return 0, fmt.Errorf("%s: no such FRU in the discovered shelf: %w", f, hpi.ErrInvalidResource)
 }

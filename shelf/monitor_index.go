@@ -32,6 +32,20 @@ type fruRef struct {
 
 func (f *fruRef) String() string { return fmt.Sprintf("%s FRU %d", f.mc, f.fru.ID) }
 
+// fruAt finds the FRU with device ID fru on the controller at IPMB-0
+// address ipmb; a nil index (before the first discovery) has none.
+func (idx *monIndex) fruAt(ipmb, fru uint8) (hpi.ResourceID, *fruRef, bool) {
+	if idx == nil {
+		return 0, nil, false
+	}
+	for id, r := range idx.frus {
+		if r.mc != nil && r.fru != nil && r.mc.IPMBAddr == ipmb && r.fru.ID == fru {
+			return id, r, true
+		}
+	}
+	return 0, nil, false
+}
+
 // monIndex maps what the shelf reports (sensors, controllers) to the
 // domain's resources, as of one discovery. It is replaced, never changed,
 // by a rediscovery (except thresholdsSet).

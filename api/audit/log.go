@@ -156,7 +156,7 @@ func open(f *os.File, path string, created bool, opts Options) (*Log, error) {
 	l := &Log{
 		path: path, f: f, now: opts.Now, logger: opts.Logger, report: rep,
 		sem: make(chan struct{}, 1), seq: rep.LastSeq, hash: rep.LastHash, size: fi.Size(),
-		reserve: fallocate, write: writeFile, sync: (*os.File).Sync,
+		reserve: fallocate, write: (*os.File).Write, sync: (*os.File).Sync,
 		maxBytes: opts.MaxBytes, create: createExclusive,
 	}
 	if l.maxBytes == 0 {
@@ -377,8 +377,6 @@ func (l *Log) Close() error {
 	}
 	return nil
 }
-
-func writeFile(f *os.File, b []byte) (int, error) { return f.Write(b) }
 
 // fallocate reserves [off, off+n) without changing the file size, so that
 // a full disk is found before any byte is written. File systems without

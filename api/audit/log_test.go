@@ -304,7 +304,7 @@ func TestShortWriteLeavesLogIntact(t *testing.T) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Fatalf("partial record left behind:\n%q", after)
 	}
-	l.write = writeFile
+	l.write = (*os.File).Write
 	if err := l.Append(ctx, rec(2)); err != nil {
 		t.Fatalf("Append after space returned: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hpiagent/api"
+	"hpiagent/api/adapt"
 	"hpiagent/cluster"
 	"hpiagent/fencing"
 )
@@ -20,7 +21,7 @@ func (n *node) apiCluster() api.ClusterStatus {
 	if n == nil || n.cl == nil {
 		return nil
 	}
-	return clusterAPI{n.cl}
+	return adapt.Cluster(n.cl)
 }
 
 // apiFencing returns the node's fencing coordinator as the API's
@@ -30,22 +31,6 @@ func (n *node) apiFencing() api.Fencing {
 		return nil
 	}
 	return fencingAPI{cl: n.cl, fc: n.fc}
-}
-
-// clusterAPI adapts *cluster.Cluster to api.ClusterStatus.
-type clusterAPI struct{ cl *cluster.Cluster }
-
-// ClusterStatus implements api.ClusterStatus.
-func (c clusterAPI) ClusterStatus() api.ClusterView {
-	st := c.cl.Status()
-	v := api.ClusterView{Node: st.Node, Leader: st.Leader, State: st.RaftState, Term: st.Term,
-		LastIndex: st.LastIndex, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Quorum: st.HasQuorum,
-		Members: make([]api.ClusterMemberView, 0, len(st.Members))}
-	for _, m := range st.Members {
-		v.Members = append(v.Members, api.ClusterMemberView{Name: m.Name, Address: m.Addr, State: string(m.State),
-			Verified: m.Verified, Voter: m.Voter, Self: m.Self})
-	}
-	return v
 }
 
 // fencingAPI adapts *fencing.Coordinator to api.Fencing.
@@ -63,12 +48,7 @@ func (f fencingAPI) View(ctx context.Context, node string) (api.FenceNodeView, e
 	if err != nil {
 		return api.FenceNodeView{}, f.apiErr(err)
 	}
-	out := api.FenceNodeView{Node: v.Node, Phase: string(v.Phase), Power: v.Power}
-	if v.Fence != nil {
-		out.Fence = &api.FenceOpView{ID: v.Fence.ID, Action: string(v.Fence.Action), Source: string(v.Fence.Source),
-			Done: v.Fence.Done, Failed: v.Fence.Failed, Error: v.Fence.Error}
-	}
-	return out, nil
+	return adapt.FenceNodeView(v), nil
 }
 
 // leaderWait is how long a fence request waits for a leader that can

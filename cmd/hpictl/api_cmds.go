@@ -17,22 +17,10 @@ import (
 
 // get runs a GET and prints either the raw JSON or, through show, a table.
 func get[T any](ctx context.Context, inv *invocation, path string, show func(T) error) error {
-	c, err := inv.client()
-	if err != nil {
-		return err
-	}
-	var v T
-	raw, err := c.Call(ctx, http.MethodGet, path, nil, &v)
-	if err != nil {
-		return err
-	}
-	if inv.o.json {
-		return printJSON(inv.a.stdout, raw)
-	}
-	return show(v)
+	return send(ctx, inv, http.MethodGet, path, nil, show)
 }
 
-// send runs a state-changing call and prints its answer.
+// send runs a call and prints its answer (the raw JSON with --json).
 func send[T any](ctx context.Context, inv *invocation, method, path string, body any, show func(T) error) error {
 	c, err := inv.client()
 	if err != nil {

@@ -364,24 +364,10 @@ func (c *Client) Resources(ctx context.Context) ([]Resource, error) {
 	return out, err
 }
 
-// RDRs lists a resource's RDRs.
-func (c *Client) RDRs(ctx context.Context, id string) ([]RDR, error) {
-	var out []RDR
-	_, err := c.Call(ctx, http.MethodGet, ResourcePath(id, "/rdrs"), nil, &out)
-	return out, err
-}
-
 // Sensors reads every sensor of a resource in one request.
 func (c *Client) Sensors(ctx context.Context, id string) ([]Sensor, error) {
 	var out []Sensor
 	_, err := c.Call(ctx, http.MethodGet, SensorsPath(id), nil, &out)
-	return out, err
-}
-
-// Sensor reads one sensor.
-func (c *Client) Sensor(ctx context.Context, id string, num uint32) (Sensor, error) {
-	var out Sensor
-	_, err := c.Call(ctx, http.MethodGet, SensorPath(id, num), nil, &out)
 	return out, err
 }
 

@@ -167,9 +167,6 @@ type Follower struct {
 	last uint64
 }
 
-// Last returns the ID of the last event delivered (or resumed after).
-func (f *Follower) Last() uint64 { return f.last }
-
 // Run follows the stream until ctx is done (returning nil), Deliver fails,
 // or the server refuses the request for good (a 4xx other than 429).
 func (f *Follower) Run(ctx context.Context) error {

@@ -614,6 +614,19 @@ func (d *daemon) auditSelf(action, result, detail string) {
 	}
 }
 
+// auditCluster writes a record of what the cluster did (actor
+// "cluster"); log receives a failure to write it.
+func (d *daemon) auditCluster(log *slog.Logger, action, target, result, detail string) {
+	if d.audit == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := d.audit.Append(ctx, audit.Record{Actor: "cluster", Action: action, Target: target, Result: result, Detail: detail}); err != nil {
+		log.Error("writing the audit log", "action", action, "err", err)
+	}
+}
+
 // Optional reload hooks. The daemon uses them when the component offers
 // them; otherwise a reload that changes what they set is refused as
 // needing a restart.

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"hpiagent/api/audit"
 	"hpiagent/cluster"
 	"hpiagent/fencing"
 	"hpiagent/shelf/devipmi"
@@ -236,17 +235,12 @@ func (n *node) buildFencing(d *daemon) error {
 		flog.Info("fencing entry observed", "index", o.Index, "kind", string(o.Kind), "target", o.Target,
 			"id", o.ID, "accepted", o.Accepted, "phase", string(o.Phase), "done", o.Done, "failed", o.Failed,
 			"unfenced", o.Unfenced, "note", o.Note)
-		if o.Accepted && d.audit != nil {
+		if o.Accepted {
 			result := "ok"
 			if o.Failed {
 				result = "failed"
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := d.audit.Append(ctx, audit.Record{Actor: "cluster", Action: "fencing." + string(o.Kind), Target: o.Target, Result: result,
-				Detail: fmt.Sprintf("operation %s, phase %s, log index %d", o.ID, o.Phase, o.Index)}); err != nil {
-				flog.Error("writing the audit log", "err", err)
-			}
+			d.auditCluster(flog, "fencing."+string(o.Kind), o.Target, result, fmt.Sprintf("operation %s, phase %s, log index %d", o.ID, o.Phase, o.Index))
 		}
 	})
 	if err := n.cl.RegisterFSM(fencing.LogKind, n.fm); err != nil {
@@ -284,14 +278,7 @@ func (n *node) buildFencing(d *daemon) error {
 			if h.Err != nil {
 				result, detail = "failed", fmt.Sprintf("%s: %v", h.Reason, h.Err)
 			}
-			if d.audit == nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := d.audit.Append(ctx, audit.Record{Actor: "cluster", Action: "fencing.handover", Target: h.Node, Result: result, Detail: detail}); err != nil {
-				flog.Error("writing the audit log", "err", err)
-			}
+			d.auditCluster(flog, "fencing.handover", h.Node, result, detail)
 		},
 		Logger: flog,
 	})

@@ -22,7 +22,6 @@ import (
 
 	"hpiagent/api"
 	"hpiagent/api/adapt"
-	"hpiagent/api/audit"
 	"hpiagent/cluster"
 	"hpiagent/fencing"
 	"hpiagent/hotswap"
@@ -159,14 +158,7 @@ func (n *node) buildHotSwap(d *daemon) error {
 		RetryDelay:          time.Duration(hc.RetryDelay),
 		Alarm: func(a hotswap.AlarmInfo) {
 			log.Warn("hot-swap alarm", "workflow", a.Workflow, "fru", a.FRU.Key(), "alarm", a.Text)
-			if d.audit != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				defer cancel()
-				if err := d.audit.Append(ctx, audit.Record{Actor: "cluster", Action: "hotswap.alarm", Target: a.FRU.Key(), Result: "alarm",
-					Detail: fmt.Sprintf("workflow %s: %s", a.Workflow, a.Text)}); err != nil {
-					log.Error("writing the audit log", "err", err)
-				}
-			}
+			d.auditCluster(log, "hotswap.alarm", a.FRU.Key(), "alarm", fmt.Sprintf("workflow %s: %s", a.Workflow, a.Text))
 		},
 		Logger: log,
 	})

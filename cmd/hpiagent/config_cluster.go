@@ -618,19 +618,22 @@ func checkHostPort(s string) error {
 // fencing and watchdog sections (where secrets come from, not what the
 // secrets are; positions in the file do not count). The running node is
 // built from them once, so a reload that changes them needs a restart.
-func SameClusterSections(a, b *Config) bool {
-	enc := func(c *Config) []byte {
-		j, err := json.Marshal(struct {
-			C *ClusterConfig
-			F *FencingConfig
-			W *WatchdogConfig
-			H *HotSwapConfig
-		}{c.Cluster, c.Fencing, c.Watchdog, c.HotSwap})
-		if err != nil { // not reachable: plain data
-			return nil
+func SameClusterSections(a, b *Config) bool { return len(ChangedClusterSections(a, b)) == 0 }
+
+// ChangedClusterSections names the cluster, fencing, watchdog and hotswap
+// sections that differ between a and b, compared by their JSON form,
+// which leaves out where secret references were written.
+func ChangedClusterSections(a, b *Config) []string {
+	var changed []string
+	for _, part := range []struct {
+		name     string
+		old, new any
+	}{{"cluster", a.Cluster, b.Cluster}, {"fencing", a.Fencing, b.Fencing}, {"watchdog", a.Watchdog, b.Watchdog}, {"hotswap", a.HotSwap, b.HotSwap}} {
+		ja, errA := json.Marshal(part.old)
+		jb, errB := json.Marshal(part.new)
+		if errA != nil || errB != nil || !bytes.Equal(ja, jb) {
+			changed = append(changed, part.name)
 		}
-		return j
 	}
-	ja, jb := enc(a), enc(b)
-	return ja != nil && jb != nil && bytes.Equal(ja, jb)
+	return changed
 }

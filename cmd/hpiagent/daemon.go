@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -691,18 +690,7 @@ func (d *daemon) applyReload() error {
 	if old.Domain != cfg.Domain {
 		restart = append(restart, "domain")
 	}
-	// The cluster, fencing and watchdog sections are compared by their
-	// JSON form, which leaves out where secret references were written.
-	for _, part := range []struct {
-		name     string
-		old, new any
-	}{{"cluster", old.Cluster, cfg.Cluster}, {"fencing", old.Fencing, cfg.Fencing}, {"watchdog", old.Watchdog, cfg.Watchdog}, {"hotswap", old.HotSwap, cfg.HotSwap}} {
-		a, errA := json.Marshal(part.old)
-		b, errB := json.Marshal(part.new)
-		if errA != nil || errB != nil || string(a) != string(b) {
-			restart = append(restart, part.name)
-		}
-	}
+	restart = append(restart, ChangedClusterSections(old, cfg)...)
 	if old.LogFormat != cfg.LogFormat {
 		restart = append(restart, "log_format")
 	}
